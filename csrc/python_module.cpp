@@ -1,0 +1,30 @@
+// The Python extension module torchflip._C. It exposes nothing itself:
+// importing it loads this shared library, whose static initialisers register
+// the operators with the dispatcher (torch.ops.torchflip.*). Only <Python.h>
+// is needed, which keeps pybind11 out of the build.
+#include <Python.h>
+
+#include "torchflip_build_info.h"
+
+extern "C" {
+PyMODINIT_FUNC PyInit__C(void) {
+  static struct PyModuleDef module_def = {
+      PyModuleDef_HEAD_INIT,
+      "_C",
+      "torchflip's compiled operators, registered as torch.ops.torchflip.*",
+      -1,
+      nullptr,
+  };
+  PyObject* module = PyModule_Create(&module_def);
+  if (module == nullptr) return nullptr;
+  // Checked by torchflip/_extension.py to detect a stale or mismatched build.
+  if (PyModule_AddStringConstant(module, "source_hash",
+                                 TORCHFLIP_SOURCE_HASH) < 0 ||
+      PyModule_AddStringConstant(module, "torch_version",
+                                 TORCHFLIP_TORCH_VERSION) < 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
+}
+}

@@ -1,0 +1,130 @@
+"""True-convolution layers: drop-in replacements for torch.nn.Conv1d/2d/3d.
+
+Each layer has torch.nn's constructor, attributes, parameter shapes,
+state_dict keys and default initialisation, but computes true convolution
+(the kernel flipped along every spatial dimension). They deliberately do not
+subclass torch.nn.Conv1d/2d/3d, so that tools which rewrite those modules
+(conv-batchnorm fusion patterns, quantization) never treat them as
+cross-correlation.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.utils import _ntuple
+
+from torchflip.nn import functional as TF
+from torchflip.nn._conversion import copy_convolution
+
+__all__ = ["Conv1d", "Conv2d", "Conv3d"]
+
+
+class _TrueConvNd(_ConvNd):
+    _dims: int
+    _torch_cls: type[nn.Module]
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None) -> None:
+        to_tuple = _ntuple(self._dims, "_")
+        super().__init__(
+            in_channels, out_channels, to_tuple(kernel_size), to_tuple(stride),
+            padding if isinstance(padding, str) else to_tuple(padding), to_tuple(dilation),
+            False, to_tuple(0), groups, bias, padding_mode, device=device, dtype=dtype)
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        conv = (TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1]
+        if self.padding_mode != "zeros":
+            # As torch.nn: pad explicitly (also for 'same'), then convolve unpadded.
+            input = nn.functional.pad(input, self._reversed_padding_repeated_twice,
+                                      mode=self.padding_mode)
+            return conv(input, weight, bias, self.stride, 0, self.dilation, self.groups)
+        return conv(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._conv_forward(input, self.weight, self.bias)
+
+    def _get_name(self) -> str:
+        return f"torchflip.nn.{type(self).__name__}"
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", true convolution"
+
+    @classmethod
+    def from_torch(cls, conv: nn.Module, flip_weights: bool = True):
+        """The true-convolution layer computing exactly what ``conv`` (a
+        torch.nn layer of the same dimensionality) computes: its weight flipped
+        along the spatial dimensions, the same bias, hyper-parameters, device,
+        dtype, requires_grad and training mode. With ``flip_weights=False`` the
+        weight is copied unflipped (for weights trained with true convolution)."""
+        if not isinstance(conv, cls._torch_cls):
+            raise TypeError(
+                f"{cls.__name__}.from_torch expects a {cls._torch_cls.__module__}."
+                f"{cls._torch_cls.__name__}, but got {type(conv).__name__}")
+        return copy_convolution(conv, cls, flip_weights)
+
+    def to_torch(self, flip_weights: bool = True):
+        """The torch.nn layer (cross-correlation) computing exactly what this
+        layer computes; see :meth:`from_torch`."""
+        return copy_convolution(self, self._torch_cls, flip_weights)
+
+
+class Conv1d(_TrueConvNd):
+    r"""1-D true convolution over an input of shape :math:`(N, C_{in}, L)` or
+    :math:`(C_{in}, L)`: :class:`torch.nn.Conv1d` with the kernel flipped,
+
+    .. math:: y[n, o, i] = b[o] + \sum_{c, k} x_p[n, c, s i + d k] \, w[o, c, K - 1 - k].
+
+    Arguments, attributes, initialisation and state_dict are those of
+    :class:`torch.nn.Conv1d`; see :func:`torchflip.nn.functional.conv1d` for
+    padding conventions ('same' centres as torch.nn does).
+
+    >>> import torch, torchflip
+    >>> conv = torch.nn.Conv1d(2, 3, 5)
+    >>> flip = torchflip.nn.Conv1d.from_torch(conv)
+    >>> x = torch.randn(4, 2, 20)
+    >>> torch.allclose(flip(x), conv(x), atol=1e-6)
+    True
+    """
+
+    _dims = 1
+    _torch_cls = nn.Conv1d
+
+
+class Conv2d(_TrueConvNd):
+    r"""2-D true convolution over an input of shape :math:`(N, C_{in}, H, W)`
+    or :math:`(C_{in}, H, W)`: :class:`torch.nn.Conv2d` with the kernel flipped
+    along both spatial dimensions.
+
+    Arguments, attributes, initialisation and state_dict are those of
+    :class:`torch.nn.Conv2d`, including ``padding='same'`` and every
+    ``padding_mode``.
+
+    >>> import torch, torchflip
+    >>> conv = torchflip.nn.Conv2d(3, 8, 3, padding="same", padding_mode="reflect")
+    >>> conv(torch.randn(2, 3, 16, 16)).shape
+    torch.Size([2, 8, 16, 16])
+    >>> sorted(conv.state_dict()) == sorted(torch.nn.Conv2d(3, 8, 3).state_dict())
+    True
+    """
+
+    _dims = 2
+    _torch_cls = nn.Conv2d
+
+
+class Conv3d(_TrueConvNd):
+    r"""3-D true convolution over an input of shape :math:`(N, C_{in}, D, H, W)`
+    or :math:`(C_{in}, D, H, W)`: :class:`torch.nn.Conv3d` with the kernel
+    flipped along all three spatial dimensions.
+
+    >>> import torch, torchflip
+    >>> torchflip.nn.Conv3d(2, 4, (1, 3, 3), padding=(0, 1, 1))(torch.randn(1, 2, 4, 8, 8)).shape
+    torch.Size([1, 4, 4, 8, 8])
+    """
+
+    _dims = 3
+    _torch_cls = nn.Conv3d

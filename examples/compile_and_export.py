@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -78,6 +79,12 @@ def main() -> None:
     eager = model(x)
     eager_grads = gradients(model, model, x)
     tolerance = 1e-5  # float32; compiled code may sum in another order
+
+    print("0. eager mode against torch.nn with flipped weights (torchflip.revert)")
+    with warnings.catch_warnings():  # torch.nn's note that even-kernel 'same' pads a copy
+        warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
+        reference = torchflip.revert(model)(x)
+    check("forward", max_difference(eager, reference), tolerance)
 
     print(f"1. torch.compile(model, backend={args.backend!r}, fullgraph=True)")
     compiled = torch.compile(model, backend=args.backend, fullgraph=True)

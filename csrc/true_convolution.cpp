@@ -1,11 +1,25 @@
 #include "true_convolution.h"
 
 namespace torchflip::detail {
+namespace {
+
+// The weight reversed along its spatial dimensions. A dimension of size 1 is
+// its own reversal, so it is skipped; a 1x1 kernel is then used as it is, and
+// pointwise convolutions cost exactly what torch's do.
+at::Tensor flip_spatial(const at::Tensor& weight) {
+  std::vector<int64_t> dims;
+  for (int64_t d = 2; d < weight.dim(); ++d) {
+    if (weight.sym_size(d) != 1) dims.push_back(d);
+  }
+  return dims.empty() ? weight : weight.flip(dims);
+}
+
+}  // namespace
 
 at::Tensor true_convolution(const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias,
                             const ConvParams& p) {
-  return at::convolution_symint(input, weight.flip(spatial_dims(weight.dim())),
+  return at::convolution_symint(input, flip_spatial(weight),
                                 bias, p.stride, p.padding, p.dilation,
                                 p.transposed, p.output_padding, p.groups);
 }
@@ -14,7 +28,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> true_convolution_backward(
     const at::Tensor& grad_output, const at::Tensor& input,
     const at::Tensor& weight, const ConvParams& p,
     std::array<bool, 3> output_mask) {
-  const auto dims = spatial_dims(weight.dim());
   std::optional<c10::SymDimVector> bias_sizes;
   if (output_mask[2]) {
     bias_sizes = c10::SymDimVector{p.transposed ? weight.sym_size(1) * p.groups
@@ -22,13 +35,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> true_convolution_backward(
   }
   auto [grad_input, grad_weight, grad_bias] =
       at::convolution_backward_symint(
-          grad_output, input, weight.flip(dims),
+          grad_output, input, flip_spatial(weight),
           bias_sizes ? at::OptionalSymIntArrayRef(*bias_sizes) : std::nullopt,
           p.stride, p.padding, p.dilation, p.transposed, p.output_padding,
           p.groups, output_mask);
   // ATen returns the gradient of the flipped weight it was given; flipping it
   // back gives the gradient of the weight the caller holds.
-  if (grad_weight.defined()) grad_weight = grad_weight.flip(dims);
+  if (grad_weight.defined()) grad_weight = flip_spatial(grad_weight);
   return {grad_input, grad_weight, grad_bias};
 }
 

@@ -12,6 +12,7 @@ from torchflip import _extension
 
 _extension.load()
 
+from torchflip import _decompositions  # noqa: E402, F401  (registers ONNX-friendly lowerings)
 from torchflip import nn  # noqa: E402
 from torchflip.convert import convert, revert  # noqa: E402
 

@@ -12,10 +12,10 @@ from torchflip import _extension
 
 _extension.load()
 
-from torchflip import _decompositions  # noqa: E402, F401  (registers ONNX-friendly lowerings)
+from torchflip._decompositions import decompositions  # noqa: E402  (registers ATen lowerings)
 from torchflip import nn  # noqa: E402
 from torchflip.convert import convert, revert  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["nn", "convert", "revert", "__version__"]
+__all__ = ["nn", "convert", "revert", "decompositions", "__version__"]

@@ -4,7 +4,12 @@ convolution).
 Registered in torch._decomp's table so that graph consumers without a kernel
 for torch.ops.torchflip.* can lower them: torch.onnx.export(..., dynamo=True)
 then emits a standard ONNX Conv fed by the spatially reversed weight (no
-custom domain), and ExportedProgram.run_decompositions() yields core ATen.
+custom domain). For core ATen from torch.export::
+
+    table = torch.export.default_decompositions()
+    table.update(torchflip.decompositions())
+    program = program.run_decompositions(table)
+
 Eager execution, torch.compile and torch.export keep the compiled operators.
 """
 
@@ -30,3 +35,10 @@ def conv(input, weight, bias, stride, padding, dilation, groups):
 def conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation):
     return aten.convolution.default(input, _flip_spatial(weight), bias, stride, padding,
                                     dilation, True, output_padding, groups)
+
+
+def decompositions() -> dict:
+    """{operator overload: decomposition} for every public torchflip operator,
+    to merge into a table for ExportedProgram.run_decompositions."""
+    return {torch.ops.torchflip.conv.default: conv,
+            torch.ops.torchflip.conv_transpose.default: conv_transpose}

@@ -60,7 +60,9 @@ def same_padding(
     dims = len(dilation)
     left, pad_nd = [], [0] * (2 * dims)
     for i in range(dims):
-        total = dilation[i] * (weight.shape[2 + i] - 1)
+        # int(): kernel sizes are static; under torch.jit.trace a traced size
+        # would make the padding list non-constant.
+        total = dilation[i] * (int(weight.shape[2 + i]) - 1)
         left.append(total // 2)
         pad_nd[2 * (dims - 1 - i) + 1] = total - total // 2 - total // 2
     return tuple(left), pad_nd

@@ -51,6 +51,11 @@ class _TrueConvNd(_ConvNd):
     def _get_name(self) -> str:
         return f"torchflip.nn.{type(self).__name__}"
 
+    def __prepare_scriptable__(self):
+        from torchflip.nn._scriptable import ScriptableConv
+
+        return ScriptableConv(self)
+
     def extra_repr(self) -> str:
         return super().extra_repr() + ", true convolution"
 

@@ -42,6 +42,11 @@ class _TrueConvTransposeNd(_ConvTransposeNd):
     def _get_name(self) -> str:
         return f"torchflip.nn.{type(self).__name__}"
 
+    def __prepare_scriptable__(self):
+        from torchflip.nn._scriptable import ScriptableConvTranspose
+
+        return ScriptableConvTranspose(self)
+
     def extra_repr(self) -> str:
         return super().extra_repr() + ", true convolution"
 

@@ -28,20 +28,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import scipy.signal
+import torch
+import torch.nn.functional as F
+from tqdm import trange
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy.signal  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from tqdm import trange  # noqa: E402
-
-import torchflip.nn.functional as TF  # noqa: E402
+import torchflip.nn.functional as TF
 
 Blur = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -95,7 +92,7 @@ def make_psf(size: int) -> np.ndarray:
     for t in np.linspace(0, 1, 400):
         row = 2 + (size - 5) * t
         col = 2 + (size - 5) * (0.5 - 0.5 * np.cos(np.pi * t)) ** 2
-        psf[int(round(row)), int(round(col))] += np.exp(-3 * t)
+        psf[round(row), round(col)] += np.exp(-3 * t)
     yy, xx = np.mgrid[-2:3, -2:3]
     defocus = np.exp(-(yy**2 + xx**2) / (2 * 0.7**2))
     psf = scipy.signal.convolve2d(psf, defocus, mode="same")
@@ -115,9 +112,12 @@ def make_scene(size: int) -> np.ndarray:
     scene[(yy - 0.30) ** 2 + (xx - 0.28) ** 2 < 0.14**2] = 0.8
     ring = np.hypot(yy - 0.70, xx - 0.30)
     scene[(ring > 0.10) & (ring < 0.15)] = 0.6
-    for i, width in enumerate([6, 4, 3, 2, 1]):  # bars, in pixels
-        left = int(0.55 * size) + sum([6, 4, 3, 2, 1][:i]) * 2
+    # Bars of decreasing width with equal gaps, shrunk to fit 40% of the width.
+    scale = min(1.0, 0.4 * size / 32)
+    left = int(0.55 * size)
+    for width in [max(1, round(w * scale)) for w in (6, 4, 3, 2, 1)]:
         scene[int(0.12 * size):int(0.45 * size), left:left + width] = 0.9
+        left += 2 * width
     for r, c in [(0.62, 0.62), (0.80, 0.78), (0.66, 0.88)]:
         scene[int(r * size), int(c * size)] = 12.0  # bright stars (saturate the display)
     return scene
@@ -197,6 +197,7 @@ def plot(path: Path, panels: list[tuple[str, np.ndarray, dict]], frame: int) -> 
 
 def main() -> None:
     args = parse_args()
+    plt.switch_backend("Agg")  # files only; no display needed
     torch.set_num_threads(1)  # small single-channel images: threads only add overhead
     rng = np.random.default_rng(args.seed)
     k = args.psf_size
@@ -238,20 +239,23 @@ def main() -> None:
         print(f"PSNR {name:<36} {value:5.1f} dB")
     print(f"fit and deconvolution took {seconds:.1f} s")
 
-    grey = dict(cmap="gray", vmin=0, vmax=1)
-    kernel = dict(cmap="magma", vmin=0, vmax=float(true_psf.max()))
+    grey = {"cmap": "gray", "vmin": 0, "vmax": 1}
+    kernel = {"cmap": "magma", "vmin": 0, "vmax": float(true_psf.max())}
+    fit_title = (f"estimated PSF, {args.fit_steps} gradient steps\n"
+                 f"relative error {relative_error(psf_np, true_psf):.3f}")
+    rl_title = (f"Richardson-Lucy, {args.iterations} iterations, torchflip\n"
+                f"PSNR {scores['RL, torchflip (true convolution)']:.1f} dB")
+    mirrored_title = ("same with torch.nn.functional (mirrored PSF)\n"
+                      f"PSNR {scores['RL, torch.nn.functional (mirrored)']:.1f} dB")
     panels = [
         ("calibration chart (known)", chart, grey),
         ("chart as photographed", chart_photo, grey),
         ("true PSF (used by the simulation)", true_psf, kernel),
-        (f"estimated PSF, {args.fit_steps} gradient steps\n"
-         f"relative error {relative_error(psf_np, true_psf):.3f}", psf_np, kernel),
+        (fit_title, psf_np, kernel),
         ("scene (unknown)", scene, grey),
         (f"scene as photographed\nPSNR {scores['blurred photo']:.1f} dB", scene_photo, grey),
-        (f"Richardson-Lucy, {args.iterations} iterations, torchflip\n"
-         f"PSNR {scores['RL, torchflip (true convolution)']:.1f} dB", recovered.numpy(), grey),
-        (f"same with torch.nn.functional (mirrored PSF)\n"
-         f"PSNR {scores['RL, torch.nn.functional (mirrored)']:.1f} dB", mirrored.numpy(), grey),
+        (rl_title, recovered.numpy(), grey),
+        (mirrored_title, mirrored.numpy(), grey),
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     figure = args.out / "deblur.png"

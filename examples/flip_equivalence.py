@@ -25,18 +25,15 @@ import copy
 import time
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+from tqdm import tqdm
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from torch import nn  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-import torchflip  # noqa: E402
+import torchflip
 
 
 def parse_args() -> argparse.Namespace:
@@ -98,7 +95,7 @@ def train(models: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor, args) 
                     loss.backward()
                     optimisers[name].step()
                     losses[name].append(loss.item())
-                bar.set_postfix(loss=f"{losses['torch.nn'][-1]:.3f}")
+                bar.set_postfix(loss=f"{losses['torch.nn'][-1]:.3g}")
                 bar.update()
     return {name: np.array(v) for name, v in losses.items()}
 
@@ -154,6 +151,7 @@ def plot(losses: dict, cross_kernels: torch.Tensor, true_kernels: torch.Tensor,
 
 def main() -> None:
     args = parse_args()
+    plt.switch_backend("Agg")  # files only; no display needed
     # The tensors are tiny: one thread is faster than several fighting over them.
     torch.set_num_threads(1)
     dtype = getattr(torch, args.dtype)

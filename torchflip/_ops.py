@@ -24,7 +24,9 @@ from torch.autograd import forward_ad
 from torchflip import _autograd
 
 
-def _functorch_path() -> bool:
+def functorch_path() -> bool:
+    """Whether a torch.func transform or forward-mode AD is active (outside
+    torch.compile), which needs the Python autograd path."""
     if torch.compiler.is_compiling():
         return False
     return torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
@@ -32,7 +34,7 @@ def _functorch_path() -> bool:
 
 def conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Sequence[int],
          padding: Sequence[int], dilation: Sequence[int], groups: int) -> Tensor:
-    if _functorch_path():
+    if functorch_path():
         spec = _autograd.ConvSpec(False, tuple(stride), tuple(padding), tuple(dilation),
                                   (0,) * len(stride), groups)
         return _autograd.TrueConv.apply(input, weight, bias, spec)
@@ -43,7 +45,7 @@ def conv_transpose(input: Tensor, weight: Tensor, bias: Optional[Tensor],
                    stride: Sequence[int], padding: Sequence[int],
                    output_padding: Sequence[int], groups: int,
                    dilation: Sequence[int]) -> Tensor:
-    if _functorch_path():
+    if functorch_path():
         spec = _autograd.ConvSpec(True, tuple(stride), tuple(padding), tuple(dilation),
                                   tuple(output_padding), groups)
         return _autograd.TrueConv.apply(input, weight, bias, spec)

@@ -19,6 +19,7 @@ from torch.nn.modules.utils import _ntuple
 
 from torchflip.nn import functional as TF
 from torchflip.nn._conversion import copy_convolution
+from torchflip.nn._flip_cache import FlippedWeightCache
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d"]
 
@@ -35,15 +36,23 @@ class _TrueConvNd(_ConvNd):
             in_channels, out_channels, to_tuple(kernel_size), to_tuple(stride),
             padding if isinstance(padding, str) else to_tuple(padding), to_tuple(dilation),
             False, to_tuple(0), groups, bias, padding_mode, device=device, dtype=dtype)
+        self._flip_cache = FlippedWeightCache()
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
-        conv = (TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1]
+        padding = self.padding
         if self.padding_mode != "zeros":
             # As torch.nn: pad explicitly (also for 'same'), then convolve unpadded.
             input = nn.functional.pad(input, self._reversed_padding_repeated_twice,
                                       mode=self.padding_mode)
-            return conv(input, weight, bias, self.stride, 0, self.dilation, self.groups)
-        return conv(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+            padding = 0
+        if FlippedWeightCache.applies(weight):
+            # No gradient reaches the weight: torch's cross-correlation with the
+            # cached flipped weight is the same true convolution, minus the flip.
+            conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
+            return conv[self._dims - 1](input, self._flip_cache.get(weight), bias, self.stride,
+                                        padding, self.dilation, self.groups)
+        conv = (TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1]
+        return conv(input, weight, bias, self.stride, padding, self.dilation, self.groups)
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, self.weight, self.bias)

@@ -12,6 +12,7 @@ from torch.nn.modules.utils import _ntuple
 
 from torchflip.nn import functional as TF
 from torchflip.nn._conversion import copy_convolution
+from torchflip.nn._flip_cache import FlippedWeightCache
 
 __all__ = ["ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
@@ -28,6 +29,7 @@ class _TrueConvTransposeNd(_ConvTransposeNd):
             in_channels, out_channels, to_tuple(kernel_size), to_tuple(stride),
             to_tuple(padding), to_tuple(dilation), True, to_tuple(output_padding), groups,
             bias, padding_mode, device=device, dtype=dtype)
+        self._flip_cache = FlippedWeightCache()
 
     def forward(self, input: Tensor, output_size: Optional[list[int]] = None) -> Tensor:
         if self.padding_mode != "zeros":
@@ -35,6 +37,14 @@ class _TrueConvTransposeNd(_ConvTransposeNd):
         output_padding = self._output_padding(
             input, output_size, self.stride, self.padding, self.kernel_size, self._dims,
             self.dilation)
+        if FlippedWeightCache.applies(self.weight):
+            # No gradient reaches the weight: torch's transposed convolution with
+            # the cached flipped weight is the same operator, minus the flip.
+            conv = (nn.functional.conv_transpose1d, nn.functional.conv_transpose2d,
+                    nn.functional.conv_transpose3d)
+            return conv[self._dims - 1](input, self._flip_cache.get(self.weight), self.bias,
+                                        self.stride, self.padding, output_padding, self.groups,
+                                        self.dilation)
         conv = (TF.conv_transpose1d, TF.conv_transpose2d, TF.conv_transpose3d)[self._dims - 1]
         return conv(input, self.weight, self.bias, self.stride, self.padding, output_padding,
                     self.groups, self.dilation)

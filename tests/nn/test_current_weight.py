@@ -1,0 +1,131 @@
+"""Layers always convolve with their current weight, however it changed.
+
+Without a gradient for the weight (inference, torch.no_grad, a frozen layer)
+the layers may reuse a flipped copy of the weight; every way of changing the
+weight in place must still be seen by the next call. Each check compares
+with the functional reference on the weight as it is now."""
+
+import pytest
+import torch
+
+import torchflip.nn as tnn
+from tests.reference import torch_conv, torch_conv_transpose
+
+
+def _layer(kind):
+    if kind == "conv":
+        return tnn.Conv2d(2, 4, 3, padding=1).eval(), torch.randn(1, 2, 6, 6)
+    return tnn.ConvTranspose2d(2, 4, 3, stride=2).eval(), torch.randn(1, 2, 4, 4)
+
+
+def _expected(layer, x):
+    with torch.no_grad():
+        if layer.transposed:
+            return torch_conv_transpose(x, layer.weight, layer.bias, layer.stride, layer.padding,
+                                        layer.output_padding, layer.groups, layer.dilation)
+        return torch_conv(x, layer.weight, layer.bias, layer.stride, layer.padding,
+                          layer.dilation, layer.groups)
+
+
+def _scale_in_place(layer):
+    layer.weight.mul_(2)
+
+
+def _scale_through_data(layer):
+    layer.weight.data.mul_(2)
+
+
+def _copy_through_data(layer):
+    layer.weight.data.copy_(torch.randn_like(layer.weight))
+
+
+def _assign_data(layer):
+    layer.weight.data = torch.randn_like(layer.weight)
+
+
+def _edit_through_numpy(layer):
+    layer.weight.detach().numpy()[...] *= 2
+
+
+def _load_state_dict(layer):
+    state = {k: torch.randn_like(v) for k, v in layer.state_dict().items()}
+    layer.load_state_dict(state)
+
+
+def _init(layer):
+    torch.nn.init.normal_(layer.weight)
+
+
+def _zero_one_tap(layer):
+    layer.weight[:, :, 0, 0] = 0
+
+
+EDITS = [_scale_in_place, _scale_through_data, _copy_through_data, _assign_data,
+         _edit_through_numpy, _load_state_dict, _init, _zero_one_tap]
+
+
+@pytest.mark.parametrize("edit", EDITS, ids=[e.__name__.lstrip("_") for e in EDITS])
+@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+def test_in_place_weight_changes_are_seen_without_grad(kind, edit):
+    layer, x = _layer(kind)
+    with torch.no_grad():
+        before = layer(x)
+        edit(layer)
+        after = layer(x)
+    torch.testing.assert_close(after, _expected(layer, x))
+    assert not torch.allclose(before, after)
+
+
+@pytest.mark.parametrize("edit", EDITS, ids=[e.__name__.lstrip("_") for e in EDITS])
+@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+def test_frozen_layer_sees_weight_changes_and_passes_input_gradients(kind, edit):
+    layer, x = _layer(kind)
+    layer.weight.requires_grad_(False)
+    x.requires_grad_()
+    layer(x).sum().backward()
+    with torch.no_grad():
+        edit(layer)
+    layer.weight.requires_grad_(False)  # load_state_dict and .data keep it; be explicit
+    x.grad = None
+    out = layer(x)
+    out.square().sum().backward()
+    x_ref = x.detach().requires_grad_()
+    expected = torch_conv_transpose if kind == "conv_transpose" else torch_conv
+    kwargs = dict(stride=layer.stride) if kind == "conv_transpose" else dict(padding=1)
+    ref = expected(x_ref, layer.weight, layer.bias, **kwargs)
+    ref.square().sum().backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+def test_optimizer_steps_between_inference_calls(kind):
+    layer, x = _layer(kind)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+    for _ in range(3):
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x), _expected(layer, x))
+        optimizer.zero_grad()
+        layer(x).square().mean().backward()
+        optimizer.step()
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), _expected(layer, x))
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+def test_dtype_change_is_seen(kind):
+    layer, x = _layer(kind)
+    with torch.no_grad():
+        layer(x)
+        layer.double()
+        out = layer(x.double())
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, _expected(layer, x.double()))
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+def test_inference_mode_matches_grad_mode(kind):
+    layer, x = _layer(kind)
+    with torch.inference_mode():
+        inference = layer(x)
+    torch.testing.assert_close(inference, layer(x).detach())

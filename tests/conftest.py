@@ -13,6 +13,10 @@ from hypothesis import HealthCheck, settings
 
 import torchflip  # noqa: F401  (registers torch.ops.torchflip.*)
 
+# tests/cpp holds scripts run by tests/test_cmake_build.py with arguments;
+# importing them (as --doctest-modules would) runs them without any.
+collect_ignore_glob = ["cpp/*.py"]
+
 settings.register_profile(
     "default", max_examples=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

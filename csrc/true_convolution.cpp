@@ -39,6 +39,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> true_convolution_backward(
           bias_sizes ? at::OptionalSymIntArrayRef(*bias_sizes) : std::nullopt,
           p.stride, p.padding, p.dilation, p.transposed, p.output_padding,
           p.groups, output_mask);
+  // Some ATen backends compute a gradient nobody asked for (CPU returns
+  // grad_weight whenever grad_bias is requested); the mask is the contract.
+  if (!output_mask[0]) grad_input = at::Tensor();
+  if (!output_mask[1]) grad_weight = at::Tensor();
+  if (!output_mask[2]) grad_bias = at::Tensor();
   // ATen returns the gradient of the flipped weight it was given; flipping it
   // back gives the gradient of the weight the caller holds.
   if (grad_weight.defined()) grad_weight = flip_spatial(grad_weight);

@@ -21,14 +21,39 @@ _TO_TRUE = {
 _TO_TORCH = {true: torch_cls for torch_cls, true in _TO_TRUE.items()}
 
 
+def _check_no_uninitialized_lazy(model: nn.Module) -> None:
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.lazy.LazyModuleMixin) and \
+                isinstance(module, nn.modules.conv._ConvNd) and \
+                module.has_uninitialized_params():
+            raise ValueError(
+                f"cannot convert {name or 'the model'} ({type(module).__name__}): its "
+                "parameters are not initialised yet; run one forward pass first, or build the "
+                "model with torchflip.nn's Lazy layers")
+
+
 def _replace(model: nn.Module, convert_one, types, inplace: bool) -> nn.Module:
+    _check_no_uninitialized_lazy(model)
     if not inplace:
         model = copy.deepcopy(model)
-    if type(model) in types:
-        return convert_one(model)
-    for name, child in list(model.named_children()):
-        setattr(model, name, _replace(child, convert_one, types, inplace=True))
-    return model
+    # One converted module per original, so modules shared between several
+    # places (tied weights) stay shared after conversion.
+    converted: dict[int, nn.Module] = {}
+
+    def visit(module: nn.Module) -> nn.Module:
+        if id(module) in converted:
+            return converted[id(module)]
+        result = convert_one(module) if type(module) in types else module
+        converted[id(module)] = result
+        if result is module:
+            # _modules holds every slot, including repeated modules that
+            # named_children() would report only once.
+            for name, child in list(module._modules.items()):
+                if child is not None:
+                    module._modules[name] = visit(child)
+        return result
+
+    return visit(model)
 
 
 def convert(model: nn.Module, flip_weights: bool = True, inplace: bool = False) -> nn.Module:

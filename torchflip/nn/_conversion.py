@@ -38,8 +38,9 @@ def copy_convolution(source: nn.Module, target_cls: type[M], flip_weights: bool)
                         dtype=weight.dtype)
     with torch.no_grad():
         new_weight = weight.detach().flip(_spatial_dims(weight)) if flip_weights else weight.detach()
-        target.weight.copy_(new_weight)
-        target.weight.requires_grad_(weight.requires_grad)
+        # A fresh parameter keeps the source's memory format (e.g. channels_last).
+        target.weight = nn.Parameter(new_weight.clone(memory_format=torch.preserve_format),
+                                     requires_grad=weight.requires_grad)
         if source.bias is not None:
             target.bias.copy_(source.bias.detach())
             target.bias.requires_grad_(source.bias.requires_grad)

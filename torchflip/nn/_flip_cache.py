@@ -11,6 +11,14 @@ counter (bumped by every in-place change: optimizer steps, load_state_dict,
 ``with torch.no_grad(): w.mul_(2)``), data pointer, device, dtype, shape and
 strides, so a stale flip is never served after an optimizer step, an in-place
 edit, load_state_dict or .to(). Costs one extra weight-sized tensor per layer.
+
+Edits through ``.data`` (or a numpy view) bypass the version counter, as they
+bypass autograd. To catch the common whole-tensor ones (EMA updates, copies,
+re-initialisation, scaling), a hit also compares 16 elements sampled across
+the weight with their values when the flip was made. An edit that touches
+none of the sampled elements can still be missed: call
+``layer.clear_flip_cache()`` after such edits, or turn the cache off with
+:func:`set_flip_cache_enabled`.
 """
 
 from __future__ import annotations
@@ -29,18 +37,33 @@ def _key(weight: Tensor) -> tuple:
             tuple(weight.shape), weight.stride())
 
 
+_SAMPLES = 16
+
+
+def _sample_index(weight: Tensor) -> tuple:
+    """Indices of up to 16 elements spread evenly over the weight, as one index
+    tensor per dimension (a gather that works for any strides)."""
+    flat = torch.linspace(0, weight.numel() - 1, min(_SAMPLES, weight.numel()),
+                          device=weight.device).round().long()
+    return torch.unravel_index(flat, weight.shape)
+
+
 class FlippedWeightCache:
+    """One layer's cached flip. The entry (weight reference, key, flipped) is
+    read and replaced as a single tuple, so threads sharing a layer never
+    pair one weight's key with another weight's flip."""
+
     def __init__(self) -> None:
-        self._weight: Optional[weakref.ref] = None
-        self._key: Optional[tuple] = None
-        self._flipped: Optional[Tensor] = None
+        self._entry: Optional[tuple] = None
 
     @staticmethod
     def applies(weight: Tensor) -> bool:
         """Whether the cached path computes exactly what the operator would:
-        no gradient for the weight, plain eager execution (torch.compile,
-        export and tracing keep the operator in the graph; torch.func and
-        forward-mode AD keep their autograd path)."""
+        caching is enabled, no gradient for the weight, plain eager execution
+        (torch.compile, export and tracing keep the operator in the graph;
+        torch.func and forward-mode AD keep their autograd path)."""
+        if not _enabled:
+            return False
         if torch.is_grad_enabled() and weight.requires_grad:
             return False
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
@@ -49,14 +72,19 @@ class FlippedWeightCache:
 
     def get(self, weight: Tensor) -> Tensor:
         key = _key(weight)
-        if self._weight is None or self._weight() is not weight or self._key != key:
-            with torch.no_grad():
-                self._flipped = weight.flip(list(range(2, weight.dim())))
-            self._weight, self._key = weakref.ref(weight), key
-        return self._flipped
+        entry = self._entry
+        if (entry is not None and entry[0]() is weight and entry[1] == key
+                and torch.equal(weight.detach()[entry[3]], entry[4])):
+            return entry[2]
+        with torch.no_grad():
+            flipped = weight.flip(list(range(2, weight.dim())))
+            index = _sample_index(weight)
+            samples = weight.detach()[index].clone()
+        self._entry = (weakref.ref(weight), key, flipped, index, samples)
+        return flipped
 
     def clear(self) -> None:
-        self._weight = self._key = self._flipped = None
+        self._entry = None
 
     # Weak references cannot be pickled or deep-copied; a copy starts empty.
     def __getstate__(self) -> dict:
@@ -67,3 +95,23 @@ class FlippedWeightCache:
 
     def __deepcopy__(self, memo) -> "FlippedWeightCache":
         return FlippedWeightCache()
+
+
+_enabled = True
+
+
+def set_flip_cache_enabled(enabled: bool) -> None:
+    """Turns the reuse of flipped weights on (default) or off for every layer.
+
+    Turn it off, or call ``layer.clear_flip_cache()``, if weights are edited
+    partially through ``.data`` (or a numpy view): such edits bypass the
+    version counter, as they bypass autograd, and are caught only when they
+    touch a sampled element. In-place edits of the parameter itself
+    (``with torch.no_grad(): layer.weight[0] = 0``), optimizer steps,
+    load_state_dict and .to() are always seen."""
+    global _enabled
+    _enabled = bool(enabled)
+
+
+def flip_cache_enabled() -> bool:
+    return _enabled

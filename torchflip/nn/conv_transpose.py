@@ -49,6 +49,17 @@ class _TrueConvTransposeNd(_ConvTransposeNd):
         return conv(input, self.weight, self.bias, self.stride, self.padding, output_padding,
                     self.groups, self.dilation)
 
+    def clear_flip_cache(self) -> None:
+        """Drops the cached flipped weight (needed only after edits through
+        ``.data``; see torchflip.nn.set_flip_cache_enabled)."""
+        self._flip_cache.clear()
+
+    def _replicate_for_data_parallel(self):
+        # Replicas hold their own weights, so they get their own caches.
+        replica = super()._replicate_for_data_parallel()
+        replica._flip_cache = FlippedWeightCache()
+        return replica
+
     def _get_name(self) -> str:
         return f"torchflip.nn.{type(self).__name__}"
 

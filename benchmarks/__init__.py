@@ -1,0 +1,1 @@
+"""torchflip's benchmark suite; run it with ``python benchmarks/run.py``."""

@@ -1,0 +1,39 @@
+"""One measured figure per row: the common currency of the runner, the
+targets, the tables, the CSV and the plot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass
+class Row:
+    """One candidate on one case in one mode.
+
+    ``value`` is a median time per call in seconds (unit 's') or a peak memory
+    in bytes (unit 'B'). ``ratio`` is value / the reference's value measured in
+    the same run: for times, the median over repeats of the paired per-repeat
+    ratios (see :mod:`benchmarks.timing`), with ``spread`` half their
+    interquartile range. ``ratio_naive`` is the same against the naive flip.
+    ``error`` is max|y - y64| / max|y64| against a float64 computation of the
+    same convolution (or, for whole models, against the reference model).
+    """
+
+    suite: str
+    case: str
+    mode: str
+    candidate: str
+    value: float
+    unit: str = "s"
+    reference: str = ""
+    ratio: float | None = None
+    spread: float | None = None
+    ratio_naive: float | None = None
+    repeats: int | None = None
+    threads: int | None = None
+    error: float | None = None
+    shape: str = ""
+    note: str = ""
+
+
+ROW_FIELDS = [f.name for f in fields(Row)]

@@ -1,0 +1,188 @@
+"""The performance targets of torchflip, judged from one run's rows.
+
+Every target is a ratio (or a time) measured in this run, compared with its
+threshold: PASS, FAIL, 'n/a' (the feature it measures does not exist yet) or
+'not run' (its suite was not selected).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.candidates import METHODS, TORCHFLIP, method_name
+from benchmarks.cases import LARGE_KERNEL_SUITES, LAYER_SUITES, is_large_kernel_target
+from benchmarks.results import Row
+from benchmarks.timing import geometric_mean
+
+AUTO = method_name("auto")
+# The candidate that stands for torchflip's layer in a suite: the plain layer,
+# or the layer with method='auto' on large-kernel suites when methods exist.
+_TORCHFLIP_LAYERS = (TORCHFLIP, AUTO)
+
+
+@dataclass
+class Target:
+    name: str
+    requirement: str
+    figure: str
+    status: str
+
+
+def _where(row: Row) -> str:
+    return f"{row.case}, {row.mode}"
+
+
+def _not_run(name: str, requirement: str) -> Target:
+    return Target(name, requirement, "-", "not run")
+
+
+def _verdict(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def _layer_rows(rows: list[Row], suite: str, mode: str) -> list[Row]:
+    return [r for r in rows if r.suite == suite and r.mode == mode
+            and r.candidate in _TORCHFLIP_LAYERS and r.ratio is not None]
+
+
+def _mean_and_max(rows: list[Row], name: str, requirement: str, mean_limit: float,
+                  max_limit: float | None) -> Target:
+    if not rows:
+        return _not_run(name, requirement)
+    mean = geometric_mean([r.ratio for r in rows])
+    worst = max(rows, key=lambda r: r.ratio)
+    figure = f"geomean {mean:.3f}, max {worst.ratio:.3f} ({worst.case}), {len(rows)} layers"
+    passed = mean <= mean_limit and (max_limit is None or worst.ratio <= max_limit)
+    return Target(name, requirement, figure, _verdict(passed))
+
+
+def training_targets(rows: list[Row]) -> list[Target]:
+    """(1) fwd+bwd in training: torchflip / torch.nn per layer suite."""
+    return [_mean_and_max(_layer_rows(rows, suite, "fwdbwd"),
+                          f"train fwd+bwd, {suite}: torchflip / torch.nn",
+                          "geomean <= 1.03, every layer <= 1.10", 1.03, 1.10)
+            for suite in ("resnet50", "conv1d", "conv3d")]
+
+
+def naive_target(rows: list[Row]) -> Target:
+    """(1) torchflip never slower than flipping the weight on every call."""
+    name, requirement = "torchflip / naive flip, every layer and mode", "<= 1.00"
+    compared = [r for r in rows if r.candidate in _TORCHFLIP_LAYERS and r.ratio_naive is not None]
+    if not compared:
+        return _not_run(name, requirement)
+    worst = max(compared, key=lambda r: r.ratio_naive)
+    figure = f"max {worst.ratio_naive:.3f} ({worst.suite} {_where(worst)}), {len(compared)} rows"
+    return Target(name, requirement, figure, _verdict(worst.ratio_naive <= 1.0))
+
+
+def inference_targets(rows: list[Row]) -> list[Target]:
+    """(2) inference (eval, no_grad): torchflip / torch.nn per layer suite."""
+    return [_mean_and_max(_layer_rows(rows, suite, "eval"),
+                          f"inference, {suite}: torchflip / torch.nn", "geomean <= 1.01",
+                          1.01, None)
+            for suite in ("resnet50", "conv1d", "conv3d")]
+
+
+def compiled_targets(rows: list[Row]) -> list[Target]:
+    """(3) torch.compile'd ResNet-18-style model, torchflip / torch.nn layers."""
+    targets = []
+    for mode, label in (("eval", "inference"), ("fwdbwd", "training step")):
+        name = f"compiled ResNet-18, {label}: torchflip / torch.nn"
+        found = [r for r in rows if r.suite == "compiled" and r.case == "resnet18 compiled"
+                 and r.mode == mode and r.candidate == TORCHFLIP and r.ratio is not None]
+        if not found:
+            targets.append(_not_run(name, "<= 1.05"))
+            continue
+        ratio = found[0].ratio
+        targets.append(Target(name, "<= 1.05", f"{ratio:.3f}", _verdict(ratio <= 1.05)))
+    return targets
+
+
+def _large_kernel_target_names() -> set[str]:
+    return {case.name for suite in LARGE_KERNEL_SUITES for quick in (False, True)
+            for case in LAYER_SUITES[suite](quick) if is_large_kernel_target(case)}
+
+
+def large_kernel_targets(rows: list[Row], methods_supported: bool) -> list[Target]:
+    """(4) method='auto' on large kernels: speed against torch.nn, choice
+    between direct and FFT, FFT accuracy."""
+    speed = "method='auto' speed-up over torch.nn, stride-1 large kernels"
+    choice = "method='auto' / best of direct and fft"
+    accuracy = "method='fft' float32 error vs float64"
+    requirements = (">= 10x on each", "<= 1.10 on each", "max|y - y64| / max|y64| <= 1e-4")
+    large = [r for r in rows if r.suite in LARGE_KERNEL_SUITES]
+    if not large:
+        return [_not_run(n, q) for n, q in zip((speed, choice, accuracy), requirements)]
+    if not methods_supported:
+        return [Target(n, q, "torchflip layers take no 'method' argument", "n/a")
+                for n, q in zip((speed, choice, accuracy), requirements)]
+    targets = []
+    autos = [r for r in large if r.candidate == AUTO and r.ratio is not None]
+    targeted = [r for r in autos if r.case in _large_kernel_target_names()]
+    if targeted:
+        slowest = max(targeted, key=lambda r: r.ratio)
+        targets.append(Target(speed, requirements[0],
+                              f"min {1 / slowest.ratio:.1f}x ({_where(slowest)})",
+                              _verdict(1 / slowest.ratio >= 10)))
+    else:
+        targets.append(_not_run(speed, requirements[0]))
+
+    by_key = {(r.suite, r.case, r.mode, r.candidate): r for r in large}
+    choices = []
+    for r in autos:
+        others = [by_key.get((r.suite, r.case, r.mode, method_name(m))) for m in METHODS[1:]]
+        others = [o.ratio for o in others if o is not None and o.ratio is not None]
+        if others:
+            choices.append((r.ratio / min(others), r))
+    if choices:
+        worst, row = max(choices, key=lambda item: item[0])
+        targets.append(Target(choice, requirements[1], f"max {worst:.3f} ({_where(row)})",
+                              _verdict(worst <= 1.10)))
+    else:
+        targets.append(_not_run(choice, requirements[1]))
+
+    ffts = [r for r in large if r.candidate == method_name("fft") and r.error is not None]
+    if ffts:
+        worst_row = max(ffts, key=lambda r: r.error)
+        targets.append(Target(accuracy, requirements[2],
+                              f"max {worst_row.error:.1e} ({worst_row.case})",
+                              _verdict(worst_row.error <= 1e-4)))
+    else:
+        targets.append(_not_run(accuracy, requirements[2]))
+    return targets
+
+
+def memory_target(rows: list[Row]) -> Target:
+    """(5) peak memory of fwd+bwd, torchflip / torch.nn."""
+    name, requirement = "peak memory of fwd+bwd: torchflip / torch.nn", "<= 1.05 on each"
+    found = [r for r in rows if r.suite == "memory" and r.candidate in _TORCHFLIP_LAYERS
+             and r.ratio is not None]
+    if not found:
+        return _not_run(name, requirement)
+    worst = max(found, key=lambda r: r.ratio)
+    return Target(name, requirement, f"max {worst.ratio:.3f} ({worst.case}), {len(found)} layers",
+                  _verdict(worst.ratio <= 1.05))
+
+
+def build_import_targets(rows: list[Row]) -> list[Target]:
+    """(6) clean wheel build time and the import time torchflip adds."""
+    values = {r.case: r.value for r in rows if r.suite in ("build", "import")}
+    build = values.get("pip wheel, clean tree")
+    added = values.get("import torchflip after torch")
+    targets = [Target("build from a clean tree", "<= 90 s", f"{build:.1f} s",
+                      _verdict(build <= 90.0)) if build is not None
+               else _not_run("build from a clean tree", "<= 90 s")]
+    if added is None:
+        targets.append(_not_run("import torchflip adds", "<= 0.3 s"))
+    else:
+        figure = f"{added:.3f} s (import torch: {values.get('import torch', float('nan')):.2f} s)"
+        targets.append(Target("import torchflip adds", "<= 0.3 s", figure,
+                              _verdict(added <= 0.3)))
+    return targets
+
+
+def evaluate(rows: list[Row], methods_supported: bool) -> list[Target]:
+    """Every target, in the order of the issue."""
+    return [*training_targets(rows), naive_target(rows), *inference_targets(rows),
+            *compiled_targets(rows), *large_kernel_targets(rows, methods_supported),
+            memory_target(rows), *build_import_targets(rows)]

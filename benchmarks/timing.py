@@ -1,0 +1,114 @@
+"""Side-by-side timing: several callables measured in one interleaved run.
+
+Machine noise on a shared computer (frequency scaling, other processes, cache
+state) drifts over seconds. Timing the candidate and the reference in
+alternation, repeat after repeat, exposes both to the same drift; the ratio
+taken within each repeat cancels most of it, and the median over repeats
+discards the repeats that an interruption spoiled. Every reported ratio is
+therefore ``median_r(t_candidate[r] / t_reference[r])``, never a ratio of
+numbers measured at different times.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Measurement:
+    """Per-call times in seconds, one per repeat, for each named callable.
+
+    Sample ``r`` of every callable was taken in the same round, so samples with
+    the same index are paired.
+    """
+
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    calls_per_sample: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def repeats(self) -> int:
+        return min(len(samples) for samples in self.seconds.values())
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.seconds[name])
+
+    def ratios(self, name: str, reference: str) -> list[float]:
+        """t_name[r] / t_reference[r] for every repeat r."""
+        return [a / b for a, b in zip(self.seconds[name], self.seconds[reference])]
+
+    def ratio(self, name: str, reference: str) -> float:
+        """Median over repeats of the paired ratio t_name / t_reference."""
+        return statistics.median(self.ratios(name, reference))
+
+    def ratio_spread(self, name: str, reference: str) -> float:
+        """Half the interquartile range of the paired ratios: how far a single
+        repeat typically strays from the median (0 with fewer than 4 repeats'
+        worth of quartiles, which statistics.quantiles still gives)."""
+        ratios = self.ratios(name, reference)
+        if len(ratios) < 2:
+            return 0.0
+        low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+        return (high - low) / 2
+
+
+def _time_calls(fn: Callable[[], object], calls: int, sync: Callable[[], None]) -> float:
+    """Seconds per call over ``calls`` back-to-back calls, garbage collection
+    off so that a collection triggered by one callable is not billed to it."""
+    sync()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        sync()
+        return (time.perf_counter() - start) / calls
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def measure_interleaved(functions: dict[str, Callable[[], object]], repeats: int,
+                        min_sample_seconds: float = 0.05, max_seconds: float = 60.0,
+                        warmup: int = 2, min_repeats: int = 3,
+                        sync: Callable[[], None] = lambda: None) -> Measurement:
+    """Times every callable in ``functions`` in interleaved rounds.
+
+    Each callable is first called ``warmup`` times (allocator, caches, lazy
+    initialisation, oneDNN primitive creation), the last warmup call giving a
+    per-call estimate. A sample then runs enough back-to-back calls to last at
+    least ``min_sample_seconds`` (timer resolution and per-call jitter average
+    out). ``repeats`` rounds are run, each sampling every callable once, in an
+    order rotated from round to round so that no callable always follows the
+    same neighbour. When the rounds would take longer than ``max_seconds``, the
+    number of rounds is cut, but never below ``min_repeats``.
+    """
+    estimates = {}
+    for name, fn in functions.items():
+        for _ in range(max(warmup - 1, 0)):
+            fn()
+        estimates[name] = max(_time_calls(fn, 1, sync), 1e-7)
+    calls = {name: max(1, math.ceil(min_sample_seconds / estimate))
+             for name, estimate in estimates.items()}
+    round_seconds = sum(calls[name] * estimates[name] for name in functions)
+    rounds = max(min_repeats, min(repeats, int(max_seconds / round_seconds)))
+
+    names = list(functions)
+    result = Measurement({name: [] for name in names}, calls)
+    gc.collect()
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            result.seconds[name].append(_time_calls(functions[name], calls[name], sync))
+    return result
+
+
+def geometric_mean(values: list[float]) -> float:
+    """exp(mean(log v)): the mean that treats a 2x speed-up and a 2x slow-down
+    symmetrically, as ratios require."""
+    return math.exp(sum(math.log(v) for v in values) / len(values))

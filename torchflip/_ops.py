@@ -51,3 +51,25 @@ def conv_transpose(input: Tensor, weight: Tensor, bias: Optional[Tensor],
         return _autograd.TrueConv.apply(input, weight, bias, spec)
     return torch.ops.torchflip.conv_transpose(
         input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def check_conv_args(input: Tensor, weight: Tensor, bias: Optional[Tensor],
+                    stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int],
+                    groups: int) -> None:
+    """Runs the compiled operator's argument checks without computing: the
+    operator is shape-inferred on meta copies. For engines other than the
+    operator (the FFT path), so every engine rejects the same inputs with the
+    same messages. Skipped under torch.compile and torch.func, where tensors
+    are symbolic or wrapped and the engine's own shape errors surface."""
+    if torch.compiler.is_compiling() or functorch_path():
+        return
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.device != input.device:
+            raise RuntimeError(f"torchflip.conv: expected '{name}' to be on the device of "
+                               f"'input' ({input.device}), but got {t.device}")
+
+    def meta(t: Optional[Tensor]) -> Optional[Tensor]:
+        return None if t is None else t.detach().to("meta")
+
+    torch.ops.torchflip._conv(meta(input), meta(weight), meta(bias), stride, padding, dilation,
+                              groups)

@@ -26,7 +26,10 @@ def _input(dims, batch=2, channels=4, size=7, dtype=torch.float32):
 
 @pytest.mark.parametrize("dims", DIMS)
 def test_constructor_signature_is_torch_signature(dims):
-    ours, theirs = (inspect.signature(c.__init__).parameters for c in CLASSES[dims])
+    """torch's parameters, then one keyword-only ``method`` (the engine)."""
+    ours, theirs = (dict(inspect.signature(c.__init__).parameters) for c in CLASSES[dims])
+    method = ours.pop("method")
+    assert method.kind is inspect.Parameter.KEYWORD_ONLY and method.default == "auto"
     assert list(ours) == list(theirs)
     assert [p.default for p in ours.values()] == [p.default for p in theirs.values()]
 

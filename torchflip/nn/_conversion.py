@@ -19,7 +19,8 @@ def _spatial_dims(weight: torch.Tensor) -> list[int]:
     return list(range(2, weight.dim()))
 
 
-def copy_convolution(source: nn.Module, target_cls: type[M], flip_weights: bool) -> M:
+def copy_convolution(source: nn.Module, target_cls: type[M], flip_weights: bool,
+                     **extra_kwargs) -> M:
     """A module of ``target_cls`` with the hyper-parameters, device, dtype,
     parameters (flipped along the spatial dimensions if ``flip_weights``),
     requires_grad flags and training mode of ``source``."""
@@ -35,7 +36,7 @@ def copy_convolution(source: nn.Module, target_cls: type[M], flip_weights: bool)
         kwargs["output_padding"] = source.output_padding
     weight = source.weight
     target = target_cls(**kwargs, bias=source.bias is not None, device=weight.device,
-                        dtype=weight.dtype)
+                        dtype=weight.dtype, **extra_kwargs)
     with torch.no_grad():
         new_weight = weight.detach().flip(_spatial_dims(weight)) if flip_weights else weight.detach()
         # A fresh parameter keeps the source's memory format (e.g. channels_last).

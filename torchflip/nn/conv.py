@@ -2,7 +2,10 @@
 
 Each layer has torch.nn's constructor, attributes, parameter shapes,
 state_dict keys and default initialisation, but computes true convolution
-(the kernel flipped along every spatial dimension). They deliberately do not
+(the kernel flipped along every spatial dimension). One keyword-only argument
+is added: ``method='auto' | 'direct' | 'fft'`` picks the engine. 'direct' is
+the compiled operator; 'fft' the FFT engine (stride 1), fast for large
+kernels; 'auto' (default) lets a cost model choose per layer and input size. They deliberately do not
 subclass torch.nn.Conv1d/2d/3d, so that tools which rewrite those modules
 (conv-batchnorm fusion patterns, quantization) never treat them as
 cross-correlation.
@@ -19,6 +22,7 @@ from torch.nn.modules.utils import _ntuple
 
 from torchflip.nn import functional as TF
 from torchflip.nn._conversion import copy_convolution
+from torchflip.nn._fft_conv import check_method, choose_method
 from torchflip.nn._flip_cache import FlippedWeightCache
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d"]
@@ -30,13 +34,29 @@ class _TrueConvNd(_ConvNd):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None) -> None:
+                 device=None, dtype=None, *, method: str = "auto") -> None:
         to_tuple = _ntuple(self._dims, "_")
+        check_method(method, type(self).__name__)
         super().__init__(
             in_channels, out_channels, to_tuple(kernel_size), to_tuple(stride),
             padding if isinstance(padding, str) else to_tuple(padding), to_tuple(dilation),
             False, to_tuple(0), groups, bias, padding_mode, device=device, dtype=dtype)
+        self.method = method
         self._flip_cache = FlippedWeightCache()
+
+    def _engine(self, input: Tensor, weight: Tensor) -> str:
+        """The engine for this call: ``method``, with 'auto' resolved by the
+        cost model of torchflip.nn._fft_conv."""
+        method = getattr(self, "method", "auto")  # modules pickled before `method` existed
+        if method != "auto":
+            return method
+        if self.padding_mode != "zeros" or self.padding == "valid":
+            padding = (0,) * self._dims
+        elif self.padding == "same":
+            padding = tuple(d * (k - 1) // 2 for d, k in zip(self.dilation, self.kernel_size))
+        else:
+            padding = self.padding
+        return choose_method(input, weight, self.stride, padding, self.dilation, self.groups)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         padding = self.padding
@@ -45,14 +65,16 @@ class _TrueConvNd(_ConvNd):
             input = nn.functional.pad(input, self._reversed_padding_repeated_twice,
                                       mode=self.padding_mode)
             padding = 0
-        if FlippedWeightCache.applies(weight):
+        method = self._engine(input, weight)
+        if method == "direct" and FlippedWeightCache.applies(weight):
             # No gradient reaches the weight: torch's cross-correlation with the
             # cached flipped weight is the same true convolution, minus the flip.
             conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
             return conv[self._dims - 1](input, self._flip_cache.get(weight), bias, self.stride,
                                         padding, self.dilation, self.groups)
         conv = (TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1]
-        return conv(input, weight, bias, self.stride, padding, self.dilation, self.groups)
+        return conv(input, weight, bias, self.stride, padding, self.dilation, self.groups,
+                    method=method)
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, self.weight, self.bias)
@@ -77,10 +99,12 @@ class _TrueConvNd(_ConvNd):
         return ScriptableConv(self)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + ", true convolution"
+        method = getattr(self, "method", "auto")
+        extra = "" if method == "auto" else f", method={method!r}"
+        return super().extra_repr() + extra + ", true convolution"
 
     @classmethod
-    def from_torch(cls, conv: nn.Module, flip_weights: bool = True):
+    def from_torch(cls, conv: nn.Module, flip_weights: bool = True, *, method: str = "auto"):
         """The true-convolution layer computing exactly what ``conv`` (a
         torch.nn layer of the same dimensionality) computes: its weight flipped
         along the spatial dimensions, the same bias, hyper-parameters, device,
@@ -90,7 +114,7 @@ class _TrueConvNd(_ConvNd):
             raise TypeError(
                 f"{cls.__name__}.from_torch expects a {cls._torch_cls.__module__}."
                 f"{cls._torch_cls.__name__}, but got {type(conv).__name__}")
-        return copy_convolution(conv, cls, flip_weights)
+        return copy_convolution(conv, cls, flip_weights, method=method)
 
     def to_torch(self, flip_weights: bool = True):
         """The torch.nn layer (cross-correlation) computing exactly what this

@@ -20,6 +20,12 @@ even kernel gets one more zero at the end. A converted model therefore computes
 the identical function; this is also MATLAB's ``conv(..., 'same')``. (The
 :mod:`torchflip.signal` functions follow scipy.signal's centring instead.)
 
+``method`` (keyword-only, not in torch's signature) picks the engine:
+``'direct'`` (default) runs the compiled operator ``torch.ops.torchflip.conv``;
+``'fft'`` computes the same convolution through the FFT (stride 1; float32
+error about 1e-6 of the output's scale, gradients FFT-based too); ``'auto'``
+picks whichever a cost model predicts faster (see :mod:`torchflip.nn._fft_conv`).
+
 The transposed functions compute the adjoint of the forward ones with the
 same weight: ``<conv(x, w), y> == <x, conv_transpose(y, w)>``, which equals
 ``F.conv_transpose2d(y, w.flip(-1, -2), ...)``.
@@ -33,6 +39,7 @@ import torch
 from torch import Tensor
 
 from torchflip import _ops
+from torchflip.nn._fft_conv import check_method, choose_method, fft_conv
 from torchflip.nn._arguments import (
     IntOrTuple,
     PaddingArg,
@@ -54,11 +61,13 @@ __all__ = [
 
 
 def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntOrTuple,
-             padding: PaddingArg, dilation: IntOrTuple, groups: int, dims: int) -> Tensor:
+             padding: PaddingArg, dilation: IntOrTuple, groups: int, dims: int,
+             method: str) -> Tensor:
     op = f"torchflip.nn.functional.conv{dims}d"
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: expected 'input' to be a Tensor, but got {type(input).__name__}")
     check_weight_rank(weight, dims, op, "(C_out, C_in / groups, *kernel)")
+    check_method(method, op)
     stride_t = expand("stride", stride, dims, op)
     dilation_t = expand("dilation", dilation, dims, op)
     input, unbatched = batchify(input, dims, op)
@@ -72,7 +81,16 @@ def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntO
                 input = torch.nn.functional.pad(input, extra)
     else:
         padding_t = expand("padding", padding, dims, op)
-    out = _ops.conv(input, weight, bias, stride_t, padding_t, dilation_t, groups)
+    if method == "auto":
+        method = choose_method(input, weight, stride_t, padding_t, dilation_t, groups)
+    if method == "fft":
+        if any(s != 1 for s in stride_t):
+            raise ValueError(f"{op}: method='fft' supports stride 1 only, but got "
+                             f"stride={stride_t}")
+        _ops.check_conv_args(input, weight, bias, stride_t, padding_t, dilation_t, groups)
+        out = fft_conv(input, weight, bias, padding_t, dilation_t, groups)
+    else:
+        out = _ops.conv(input, weight, bias, stride_t, padding_t, dilation_t, groups)
     return out.squeeze(0) if unbatched else out
 
 
@@ -97,7 +115,8 @@ def _conv_transpose_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor],
 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntOrTuple = 1,
-           padding: PaddingArg = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
+           padding: PaddingArg = 0, dilation: IntOrTuple = 1, groups: int = 1, *,
+           method: str = "direct") -> Tensor:
     r"""1-D true convolution: ``F.conv1d(input, weight.flip(-1), ...)``.
 
     ``y[n, o, i] = b[o] + sum_{c, k} x_p[n, c, s*i + d*k] * w[o, c, K-1-k]``
@@ -114,11 +133,12 @@ def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     >>> torch.nn.functional.conv1d(x, w)  # cross-correlation: x[i] - x[i+2]
     tensor([[[-2., -2.]]])
     """
-    return _conv_nd(input, weight, bias, stride, padding, dilation, groups, 1)
+    return _conv_nd(input, weight, bias, stride, padding, dilation, groups, 1, method)
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntOrTuple = 1,
-           padding: PaddingArg = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
+           padding: PaddingArg = 0, dilation: IntOrTuple = 1, groups: int = 1, *,
+           method: str = "direct") -> Tensor:
     r"""2-D true convolution: ``F.conv2d(input, weight.flip(-2, -1), ...)``.
 
     Input ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``; weight
@@ -132,11 +152,12 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     >>> torch.allclose(TF.conv2d(x, w, padding="same"), ref)
     True
     """
-    return _conv_nd(input, weight, bias, stride, padding, dilation, groups, 2)
+    return _conv_nd(input, weight, bias, stride, padding, dilation, groups, 2, method)
 
 
 def conv3d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntOrTuple = 1,
-           padding: PaddingArg = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
+           padding: PaddingArg = 0, dilation: IntOrTuple = 1, groups: int = 1, *,
+           method: str = "direct") -> Tensor:
     r"""3-D true convolution: ``F.conv3d(input, weight.flip(-3, -2, -1), ...)``.
 
     Input ``(N, C_in, D, H, W)`` or unbatched ``(C_in, D, H, W)``; weight
@@ -148,7 +169,7 @@ def conv3d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     >>> TF.conv3d(x, w, groups=2, padding=(0, 1, 1)).shape
     torch.Size([2, 6, 3, 5, 5])
     """
-    return _conv_nd(input, weight, bias, stride, padding, dilation, groups, 3)
+    return _conv_nd(input, weight, bias, stride, padding, dilation, groups, 3, method)
 
 
 def conv_transpose1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,

@@ -17,10 +17,10 @@ __all__ = ["LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d",
 class _LazyTrueConv(_LazyConvXdMixin):
     def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None,
-                 dtype=None) -> None:
+                 dtype=None, *, method: str = "auto") -> None:
         # bias=False here: the real parameters are created on the first call.
         super().__init__(0, 0, kernel_size, stride, padding, dilation, groups, False,
-                         padding_mode, device=device, dtype=dtype)
+                         padding_mode, device=device, dtype=dtype, method=method)
         self.weight = UninitializedParameter(device=device, dtype=dtype)
         self.out_channels = out_channels
         if bias:

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from torchflip.signal._convolve import convolve_window, windowed_convolution
-from torchflip.signal._inputs import as_tensor, result_dtype, to_precision
+from torchflip.signal._inputs import COMPLEX_DTYPE, as_tensor, result_dtype, to_precision
 from torchflip.signal._modes import check_mode, inputs_swap_needed
 
 __all__ = ["convolve2d", "correlate2d"]
@@ -87,7 +87,7 @@ def _extend(in1: Tensor, first: list[int], count: list[int], rule: str, fillvalu
     beyond its edges by the boundary rule."""
     if rule == "fill":
         if isinstance(fillvalue, complex) and not in1.is_complex():
-            in1 = in1.to(in1.dtype.to_complex())  # only when in2 is complex
+            in1 = in1.to(COMPLEX_DTYPE[in1.dtype])  # only when in2 is complex
         # The window always covers all of in1 (first <= 0, first + count >= n).
         out = torch.full(count, fillvalue, dtype=in1.dtype, device=in1.device)
         out[-first[0]:in1.shape[0] - first[0], -first[1]:in1.shape[1] - first[1]] = in1

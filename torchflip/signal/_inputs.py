@@ -12,6 +12,11 @@ import torch
 from torch import Tensor
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+# Written out rather than dtype.to_real()/to_complex(), which torch.compile cannot trace.
+REAL_DTYPE = {torch.float32: torch.float32, torch.float64: torch.float64,
+              torch.complex64: torch.float32, torch.complex128: torch.float64}
+COMPLEX_DTYPE = {torch.float32: torch.complex64, torch.float64: torch.complex128,
+                 torch.complex64: torch.complex64, torch.complex128: torch.complex128}
 
 
 def as_tensor(value, name: str, op: str) -> Tensor:
@@ -48,4 +53,4 @@ def to_precision(tensor: Tensor, dtype: torch.dtype) -> Tensor:
     input need not be promoted to complex (which would double its work)."""
     if tensor.is_complex():
         return tensor.to(dtype)
-    return tensor.to(dtype.to_real())
+    return tensor.to(REAL_DTYPE[dtype])

@@ -1,0 +1,163 @@
+r""":func:`convolve` and :func:`correlate`: N-dimensional convolution and
+cross-correlation with scipy.signal's semantics and a choice of engine."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from torchflip.signal._direct import direct_window
+from torchflip.signal._fft import fft_engine, oa_engine
+from torchflip.signal._inputs import as_tensor, result_dtype, to_precision
+from torchflip.signal._method import METHODS, choose_method
+from torchflip.signal._modes import check_mode, inputs_swap_needed, window
+
+__all__ = ["convolve", "correlate"]
+
+ENGINES = {"direct": direct_window, "fft": fft_engine, "oa": oa_engine}
+
+
+def check_method(method, op: str) -> None:
+    if not isinstance(method, str) or (method != "auto" and method not in METHODS):
+        raise ValueError(f"{op}: acceptable method flags are 'auto', 'direct', 'fft', or 'oa', "
+                         f"got method={method!r}")
+
+
+def _check_dims(in1: Tensor, in2: Tensor, op: str) -> None:
+    if in1.dim() != in2.dim():
+        raise ValueError(f"{op}: in1 and in2 should have the same dimensionality, got "
+                         f"shapes {tuple(in1.shape)} and {tuple(in2.shape)}")
+    if in1.numel() == 0 or in2.numel() == 0:
+        raise ValueError(f"{op}: in1 and in2 must not be empty, got shapes "
+                         f"{tuple(in1.shape)} and {tuple(in2.shape)}")
+
+
+def convolve_window(in1: Tensor, in2: Tensor, start: list[int], length: list[int],
+                    method: str) -> Tensor:
+    """``full[start : start + length]`` along every axis of the convolution of
+    non-empty inputs of one dimensionality, by ``method`` ('auto' chooses)."""
+    dtype = result_dtype(in1, in2, "convolve")
+    in1, in2 = to_precision(in1, dtype), to_precision(in2, dtype)
+    if method == "auto":
+        method = choose_method(in1, in2, start, length)
+    return ENGINES[method](in1, in2, start, length)
+
+
+def windowed_convolution(in1: Tensor, in2: Tensor, mode: str, method: str) -> Tensor:
+    """The convolution of checked, non-empty inputs of one dimensionality
+    (at least 1) in ``mode``, swapping them first if 'valid' mode needs it."""
+    if inputs_swap_needed(mode, in1.shape, in2.shape):
+        in1, in2 = in2, in1
+    start, length = [], []
+    for n1, n2 in zip(in1.shape, in2.shape):
+        s, n = window(mode, n1, n2)
+        start.append(s)
+        length.append(n)
+    return convolve_window(in1, in2, start, length, method)
+
+
+def convolve(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
+    r"""Convolve two N-dimensional tensors (scipy.signal.convolve).
+
+    True convolution (the kernel is flipped), along every axis:
+
+    .. math::
+        \mathrm{full}[i] = \sum_k \mathrm{in1}[i - k]\, \mathrm{in2}[k],
+        \qquad 0 \le i < n_1 + n_2 - 1,
+
+    of which ``mode`` keeps 'full' all; 'same' ``n1`` samples starting at
+    ``(n2 - 1) // 2`` (centred as scipy centres it: with an even kernel the
+    output starts one sample later than MATLAB's ``conv(..., 'same')``);
+    'valid' the ``n1 - n2 + 1`` samples computed without zero padding. In
+    'valid' mode the inputs are swapped when ``in2`` is at least as large as
+    ``in1`` in every dimension; if neither contains the other, ValueError.
+
+    Args:
+        in1: first input (tensor or array-like), any number of dimensions.
+        in2: second input, with the same number of dimensions as ``in1``.
+        mode: 'full' (default), 'same' or 'valid'.
+        method: 'auto' (default) picks the engine a calibrated cost model
+            predicts fastest (:func:`choose_conv_method`); 'direct' uses
+            torchflip's conv op (``torch.ops.torchflip.conv``), 'fft' the FFT
+            (:func:`fftconvolve`'s engine), 'oa' overlap-add
+            (:func:`oaconvolve`'s engine). All give the same result up to
+            floating-point rounding, with gradients for both inputs.
+
+    Returns:
+        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)`` on the
+        inputs' device. 0-d inputs return ``in1 * in2``.
+
+    Raises:
+        ValueError: inputs of different dimensionality, an empty input, an
+            unknown ``mode`` or ``method``, or 'valid' mode where neither input
+            contains the other.
+        TypeError: a dtype other than float32, float64, complex64, complex128.
+
+    Example:
+        >>> import torch
+        >>> from torchflip.signal import convolve
+        >>> x = torch.tensor([1., 2., 3.], dtype=torch.float64)
+        >>> h = torch.tensor([0., 1., 0.5], dtype=torch.float64)
+        >>> convolve(x, h)
+        tensor([0.0000, 1.0000, 2.5000, 4.0000, 1.5000], dtype=torch.float64)
+        >>> convolve(x, h, mode="same")
+        tensor([1.0000, 2.5000, 4.0000], dtype=torch.float64)
+        >>> convolve(x, torch.tensor([1., 1.], dtype=torch.float64), mode="same")
+        tensor([1., 3., 5.], dtype=torch.float64)
+    """
+    op = "convolve"
+    in1 = as_tensor(in1, "in1", op)
+    in2 = as_tensor(in2, "in2", op)
+    result_dtype(in1, in2, op)
+    if in1.dim() == 0 and in2.dim() == 0:
+        return in1 * in2
+    check_mode(mode, op)
+    check_method(method, op)
+    _check_dims(in1, in2, op)
+    return windowed_convolution(in1, in2, mode, method)
+
+
+def correlate(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
+    r"""Cross-correlate two N-dimensional tensors (scipy.signal.correlate).
+
+    .. math::
+        \mathrm{full}[i] = \sum_k \mathrm{in1}[i + k - (n_2 - 1)]\,
+            \overline{\mathrm{in2}[k]},
+        \qquad 0 \le i < n_1 + n_2 - 1,
+
+    that is, :func:`convolve` of ``in1`` with ``in2`` reversed along every axis
+    and complex-conjugated (scipy conjugates the second input), with the same
+    ``mode`` windows, 'valid'-mode swapping and ``method`` choices. Lag
+    ``i - (n2 - 1)`` of the full output is the correlation at that shift.
+
+    Args:
+        in1: first input (tensor or array-like).
+        in2: second input, with the same number of dimensions as ``in1``.
+        mode: 'full' (default), 'same' or 'valid'.
+        method: 'auto' (default), 'direct', 'fft' or 'oa', as for :func:`convolve`.
+
+    Returns:
+        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``. 0-d
+        inputs return ``in1 * conj(in2)``.
+
+    Raises:
+        ValueError, TypeError: as :func:`convolve`.
+
+    Example:
+        >>> import torch
+        >>> from torchflip.signal import correlate
+        >>> x = torch.tensor([1., 2., 3.], dtype=torch.float64)
+        >>> correlate(x, torch.tensor([0., 1., 0.5], dtype=torch.float64))
+        tensor([0.5000, 2.0000, 3.5000, 3.0000, 0.0000], dtype=torch.float64)
+        >>> correlate(torch.tensor([1j, 1.]), torch.tensor([1j]), mode="valid")
+        tensor([1.+0.j, 0.-1.j])
+    """
+    op = "correlate"
+    in1 = as_tensor(in1, "in1", op)
+    in2 = as_tensor(in2, "in2", op)
+    result_dtype(in1, in2, op)
+    if in1.dim() == 0 and in2.dim() == 0:
+        return in1 * in2.conj()
+    check_mode(mode, op)
+    check_method(method, op)
+    _check_dims(in1, in2, op)
+    return windowed_convolution(in1, in2.flip(list(range(in2.dim()))).conj(), mode, method)

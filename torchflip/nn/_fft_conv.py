@@ -23,6 +23,8 @@ convolution. Stride 1 only.
 from __future__ import annotations
 
 import math
+import time
+from collections import OrderedDict
 from typing import Optional, Sequence
 
 import torch
@@ -32,17 +34,25 @@ from torchflip.signal._fast_len import next_fast_len
 
 METHODS = ("auto", "direct", "fft")
 
-# Cost model, fitted on the 2-core development CPU (torch 2.13, float32, one
-# call each of forward and backward; benchmarks/run.py --suite large checks
-# the choice): seconds per multiply-add of the direct convolution, per
-# (point x log2 points) of a real FFT, and per complex multiply-add of the
-# spectral product.
-_DIRECT_MAC = 2.5e-11
-_FFT_POINT_LOG = 1.6e-9
-_SPECTRAL_MAC = 1.1e-9
+# Static cost model, used where nothing can be timed (torch.compile,
+# torch.export, tracing, torch.func). Fitted on the 2-core development CPU
+# (torch 2.13, float32): seconds per multiply-add of the direct convolution
+# (oneDNN is several times faster on dense multi-channel 2-D/3-D layers than
+# on depthwise or 1-D ones), per (point x log2 points) of a real FFT, and per
+# complex multiply-add of the spectral product.
+_DIRECT_MAC_DENSE = 1.2e-11
+_DIRECT_MAC_OTHER = 5e-11
+_FFT_POINT_LOG = 2.7e-10
+_SPECTRAL_MAC = 1.5e-9
 # Direct wins near the crossover anyway (exact, no extra memory): FFT must be
 # predicted this much faster to be chosen.
 _FFT_MARGIN = 1.5
+
+# Eager 'auto' times both engines once per layer configuration and reuses the
+# winner, as torch.backends.cudnn.benchmark does: the direct engine's speed
+# varies too much between backends and layer shapes for any static model.
+_MEASURED: "OrderedDict[tuple, str]" = OrderedDict()
+_MEASURED_MAX = 1024
 
 
 def check_method(method: str, op: str) -> None:
@@ -64,7 +74,8 @@ def predicted_costs(input_shape: Sequence[int], weight_shape: Sequence[int],
     out = [s + 2 * p - d * (k - 1) for s, p, d, k in zip(spatial, padding, dilation, kernel)]
     if min(out) <= 0:
         return 0.0, math.inf
-    direct = _DIRECT_MAC * n * o * cg * math.prod(kernel) * math.prod(out)
+    mac = _DIRECT_MAC_DENSE if cg >= 8 and len(kernel) >= 2 else _DIRECT_MAC_OTHER
+    direct = mac * n * o * cg * math.prod(kernel) * math.prod(out)
     lengths = _transform_lengths(spatial, padding)
     points = math.prod(lengths)
     freqs = points // lengths[-1] * (lengths[-1] // 2 + 1)
@@ -74,22 +85,71 @@ def predicted_costs(input_shape: Sequence[int], weight_shape: Sequence[int],
     return direct, fft
 
 
-def choose_method(input: Tensor, weight: Tensor, stride: Sequence[int],
-                  padding: Sequence[int], dilation: Sequence[int], groups: int) -> str:
-    """'fft' where the cost model predicts it clearly faster, else 'direct'.
-
-    Only stride-1 real floating-point layers are candidates. The prediction
-    uses one sample (batch size 1): both engines scale with the batch, and a
-    choice independent of it stays the same across batch sizes, also under
-    torch.compile and torch.export with a dynamic batch dimension."""
-    if any(s != 1 for s in stride) or weight.dtype not in (torch.float32, torch.float64):
-        return "direct"
-    if math.prod(int(k) for k in weight.shape[2:]) < 16:  # small kernels: direct wins
-        return "direct"
-    sample = (1, int(weight.shape[1]) * groups) + tuple(int(s) for s in input.shape[-len(stride):])
+def _static_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
+                   dilation: Sequence[int], groups: int) -> str:
+    dims = weight.dim() - 2
+    sample = [1, int(weight.shape[1]) * groups] + [int(s) for s in input.shape[-dims:]]
     direct, fft = predicted_costs(sample, [int(s) for s in weight.shape], padding, dilation,
                                   groups)
     return "fft" if fft * _FFT_MARGIN < direct else "direct"
+
+
+def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
+                     dilation: Sequence[int], groups: int) -> str:
+    key = (tuple(input.shape[1:]), tuple(weight.shape), input.dtype, input.device,
+           tuple(padding), tuple(dilation), groups)
+    if key in _MEASURED:
+        _MEASURED.move_to_end(key)
+        return _MEASURED[key]
+    from torchflip import _ops
+
+    x, w = input.detach(), weight.detach()
+    engines = {
+        "direct": lambda: _ops.conv(x, w, None, (1,) * (w.dim() - 2), padding, dilation, groups),
+        "fft": lambda: fft_conv(x, w, None, padding, dilation, groups),
+    }
+    best = {}
+    with torch.no_grad():
+        for name, run in engines.items():
+            run()  # warm-up: allocations, FFT plans, oneDNN primitives
+            times = []
+            for _ in range(2):
+                if x.device.type == "cuda":
+                    torch.cuda.synchronize(x.device)
+                start = time.perf_counter()
+                run()
+                if x.device.type == "cuda":
+                    torch.cuda.synchronize(x.device)
+                times.append(time.perf_counter() - start)
+            best[name] = min(times)
+    choice = "fft" if best["fft"] < best["direct"] else "direct"
+    _MEASURED[key] = choice
+    if len(_MEASURED) > _MEASURED_MAX:
+        _MEASURED.popitem(last=False)
+    return choice
+
+
+def choose_method(input: Tensor, weight: Tensor, stride: Sequence[int],
+                  padding: Sequence[int], dilation: Sequence[int], groups: int) -> str:
+    """The engine for method='auto': 'fft' or 'direct'.
+
+    Only stride-1 real floating-point layers with kernels of 16 taps or more
+    are candidates for the FFT. In eager mode both engines are timed once per
+    configuration (input shape without the batch, weight shape, dtype, device,
+    padding, dilation, groups) and the faster one is kept, like
+    torch.backends.cudnn.benchmark. Under torch.compile, export, tracing or
+    torch.func, where nothing can be timed, a static cost model decides from
+    one sample's shapes, so the choice does not depend on the batch size."""
+    if any(s != 1 for s in stride) or weight.dtype not in (torch.float32, torch.float64):
+        return "direct"
+    if math.prod([int(k) for k in weight.shape[2:]]) < 16:  # small kernels: direct wins
+        return "direct"
+    from torchflip import _ops
+
+    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or _ops.functorch_path()
+            or input.device.type == "meta"):
+        return _static_choice(input, weight, padding, dilation, groups)
+    return _measured_choice(input, weight, padding, dilation, groups)
 
 
 def fft_conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int],
@@ -116,9 +176,18 @@ def fft_conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Seq
     o = weight.shape[0]
     freq_shape = x_hat.shape[2:]
     # (N, g, C/g, F) x (g, O/g, C/g, F) -> (N, g, O/g, F): channels mix per frequency.
-    x_hat = x_hat.reshape(n, groups, c // groups, -1)
-    w_hat = w_hat.reshape(groups, o // groups, c // groups, -1)
-    y_hat = torch.einsum("ngcf,gocf->ngof", x_hat, w_hat).reshape((n, o) + tuple(freq_shape))
+    cg, og = c // groups, o // groups
+    x_hat = x_hat.reshape(n, groups, cg, -1)
+    w_hat = w_hat.reshape(groups, og, cg, -1)
+    if cg == 1:
+        # Depthwise-like: no channel sum, a broadcast product.
+        y_hat = x_hat * w_hat.squeeze(2).unsqueeze(0)
+    else:
+        # One (N x C/g) @ (C/g x O/g) product per group and frequency, laid out
+        # with the frequencies as the batch of a single batched matmul.
+        y_hat = torch.matmul(x_hat.permute(1, 3, 0, 2), w_hat.permute(0, 3, 2, 1))
+        y_hat = y_hat.permute(2, 0, 3, 1)
+    y_hat = y_hat.reshape((n, o) + tuple(freq_shape))
     full = torch.fft.irfftn(y_hat, s=lengths, dim=spatial_axes)
     window = tuple(slice(k - 1, s) for k, s in zip(kernel, padded))
     out = full[(slice(None), slice(None)) + window]

@@ -83,6 +83,8 @@ def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntO
         padding_t = expand("padding", padding, dims, op)
     if method == "auto":
         method = choose_method(input, weight, stride_t, padding_t, dilation_t, groups)
+    if method == "fft" and input.numel() == 0:
+        method = "direct"  # FFT libraries reject empty transforms; nothing to compute
     if method == "fft":
         if any(s != 1 for s in stride_t):
             raise ValueError(f"{op}: method='fft' supports stride 1 only, but got "

@@ -28,7 +28,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from torchflip._ops import _functorch_path
+from torchflip._ops import functorch_path
 from torchflip.signal._fast_len import next_fast_len
 
 
@@ -59,7 +59,7 @@ def _fft_conv(in1: Tensor, in2: Tensor, axes: list[int], start: list[int], lengt
     # torch.func transforms cannot run the autograd registered with
     # torch.library.register_autograd, so they get an autograd.Function with
     # the same formulas (as torchflip._ops does for the conv op).
-    if _functorch_path():
+    if functorch_path():
         return FFTConvFunction.apply(in1, in2, axes, start, length, fft_shape)
     return torch.ops.torchflip.fft_conv(in1, in2, axes, start, length, fft_shape)
 

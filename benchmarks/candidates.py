@@ -17,6 +17,7 @@ true convolution of the same input with the same parameters:
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,6 +52,9 @@ def fft_conv_pytorch() -> Callable | None:
         from fft_conv_pytorch import fft_conv
     except ImportError:
         return None
+    # Its list-of-slices indexing warns on every call in recent torch.
+    warnings.filterwarnings("ignore", message="Using a non-tuple sequence",
+                            module="fft_conv_pytorch")
     return fft_conv
 
 

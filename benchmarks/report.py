@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import fields
 from pathlib import Path
 
-from benchmarks.candidates import NAIVE, REFERENCE
+from benchmarks.candidates import REFERENCE, TORCHFLIP, method_name
 from benchmarks.results import ROW_FIELDS, Row
 from benchmarks.targets import Target
 from benchmarks.timing import geometric_mean
@@ -62,8 +62,8 @@ def suite_table(rows: list[Row], suite: str) -> str:
         line = [case, reference.shape if reference else "", mode,
                 _format_value(reference) if reference else "n/a"]
         line += [_format_ratio(by_key.get((case, mode, c))) for c in candidates]
-        if has_naive:
-            naive = [r.ratio_naive for c in candidates if c != NAIVE
+        if has_naive:  # torchflip's layer as users get it: plain, or method='auto'
+            naive = [r.ratio_naive for c in (TORCHFLIP, method_name("auto"))
                      for r in [by_key.get((case, mode, c))] if r and r.ratio_naive is not None]
             line.append(f"{max(naive):.3f}" if naive else "-")
         errors = [r.error for c in [REFERENCE, *candidates]

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+SLOW_CALL_SECONDS = 1.0
+
 
 @dataclass
 class Measurement:
@@ -80,8 +82,9 @@ def measure_interleaved(functions: dict[str, Callable[[], object]], repeats: int
     """Times every callable in ``functions`` in interleaved rounds.
 
     Each callable is first called ``warmup`` times (allocator, caches, lazy
-    initialisation, oneDNN primitive creation), the last warmup call giving a
-    per-call estimate. A sample then runs enough back-to-back calls to last at
+    initialisation, oneDNN primitive creation), or once if that call takes
+    over ``SLOW_CALL_SECONDS``; the last warm-up call gives a per-call
+    estimate. A sample then runs enough back-to-back calls to last at
     least ``min_sample_seconds`` (timer resolution and per-call jitter average
     out). ``repeats`` rounds are run, each sampling every callable once, in an
     order rotated from round to round so that no callable always follows the
@@ -90,9 +93,13 @@ def measure_interleaved(functions: dict[str, Callable[[], object]], repeats: int
     """
     estimates = {}
     for name, fn in functions.items():
-        for _ in range(max(warmup - 1, 0)):
-            fn()
-        estimates[name] = max(_time_calls(fn, 1, sync), 1e-7)
+        estimate = _time_calls(fn, 1, sync)
+        # A call of seconds is its own warm-up: one-off costs are small beside it.
+        for _ in range(warmup - 1):
+            if estimate > SLOW_CALL_SECONDS:
+                break
+            estimate = _time_calls(fn, 1, sync)
+        estimates[name] = max(estimate, 1e-7)
     calls = {name: max(1, math.ceil(min_sample_seconds / estimate))
              for name, estimate in estimates.items()}
     round_seconds = sum(calls[name] * estimates[name] for name in functions)

@@ -14,8 +14,9 @@ _extension.load()
 
 from torchflip._decompositions import decompositions  # noqa: E402  (registers ATen lowerings)
 from torchflip import nn  # noqa: E402
+from torchflip import signal  # noqa: E402
 from torchflip.convert import convert, revert  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["nn", "convert", "revert", "decompositions", "__version__"]
+__all__ = ["nn", "signal", "convert", "revert", "decompositions", "__version__"]

@@ -119,3 +119,26 @@ def test_layers_propagate_non_finite_values_as_torch_layers(layer_cls, grad_enab
     x = sprinkle(torch.randn(2, 4, 6, 6), generator, 0.05)
     with torch.set_grad_enabled(grad_enabled):
         assert_same_non_finite(layer(x), reference(x), "output")
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=["nan", "inf", "-inf"])
+def test_fft_engine_propagates_non_finite_values_as_torch(value):
+    """method='fft' must keep a non-finite input sample inside the outputs
+    whose window covers it, as torch.nn does, rather than spread it through
+    the whole transform."""
+    x = torch.randn(1, 2, 64)
+    x[0, 1, 10] = value
+    w = torch.randn(3, 2, 5)
+    assert_same_non_finite(TF.conv1d(x, w, method="fft"), torch_conv(x, w), "output")
+
+
+@pytest.mark.parametrize("grad_enabled", [True, False])
+def test_default_layer_with_a_long_kernel_propagates_non_finite_values_as_torch(grad_enabled):
+    """A layer with the default method='auto' and a long kernel (where the FFT
+    engine is typically chosen) against the torch.nn layer it converts to."""
+    layer = tnn.Conv1d(1, 1, 255)
+    x = torch.randn(1, 1, 4096)
+    x[0, 0, 1000] = float("nan")
+    x[0, 0, 3000] = float("inf")
+    with torch.set_grad_enabled(grad_enabled):
+        assert_same_non_finite(layer(x), layer.to_torch()(x), "output")

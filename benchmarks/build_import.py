@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -41,20 +42,28 @@ def _copy_tracked_files(destination: Path) -> None:
             shutil.copy2(source, target)
 
 
-def build_seconds() -> float:
-    """Wall-clock seconds of a wheel build from a clean copy of the tracked files."""
+def build_seconds() -> tuple[float, float]:
+    """(wall-clock, CPU) seconds of a wheel build from a clean copy of the
+    tracked files; CPU time over wall time shows how parallel the compile was."""
     with tempfile.TemporaryDirectory(prefix="torchflip-build-") as tmp:
         source, wheels = Path(tmp) / "src", Path(tmp) / "wheels"
         _copy_tracked_files(source)
         command = [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
                    "--no-index", "--wheel-dir", str(wheels), str(source)]
+        cpu_before = _children_cpu_seconds()
         start = time.perf_counter()
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start
+        cpu_seconds = _children_cpu_seconds() - cpu_before
         if completed.returncode != 0:
             raise RuntimeError("wheel build failed:\n" + completed.stdout[-3000:]
                                + completed.stderr[-3000:])
-        return seconds
+        return seconds, cpu_seconds
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run_python(code: str) -> float:

@@ -26,19 +26,10 @@ import torch.nn.functional as F
 
 import torchflip
 from benchmarks.cases import LayerCase
-
-REFERENCE = "torch.nn"
-TORCHFLIP = "torchflip"
-NAIVE = "naive flip"
-FFT_CONV_PYTORCH = "fft-conv-pytorch"
-METHODS = ("auto", "direct", "fft")
+from benchmarks.results import FFT_CONV_PYTORCH, METHODS, NAIVE, REFERENCE, TORCHFLIP, method_name
 
 _TRUE_CLASSES = {1: torchflip.nn.Conv1d, 2: torchflip.nn.Conv2d, 3: torchflip.nn.Conv3d}
 _FUNCTIONAL = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
-
-def method_name(method: str) -> str:
-    return f"{TORCHFLIP}[{method}]"
 
 
 def supports_method(dims: int) -> bool:

@@ -7,11 +7,23 @@ from collections import defaultdict
 from dataclasses import fields
 from pathlib import Path
 
-from benchmarks.candidates import REFERENCE, TORCHFLIP, method_name
-from benchmarks.results import ROW_FIELDS, Row
+from benchmarks.results import (
+    FFT_CONV_PYTORCH,
+    NAIVE,
+    REFERENCE,
+    ROW_FIELDS,
+    TORCHFLIP,
+    Row,
+    method_name,
+)
 from benchmarks.targets import Target
 from benchmarks.timing import geometric_mean
 
+# One colour per candidate in every panel; the plain layer and method='auto'
+# share one, being the layer users get.
+COLOURS = {TORCHFLIP: "tab:blue", method_name("auto"): "tab:blue", NAIVE: "tab:orange",
+           method_name("direct"): "tab:cyan", method_name("fft"): "tab:green",
+           FFT_CONV_PYTORCH: "tab:purple"}
 MODE_LABELS = {"fwd": "forward (train)", "fwdbwd": "forward+backward (train)",
                "eval": "inference (eval, no_grad)", "memory": "peak memory, fwd+bwd"}
 
@@ -154,7 +166,8 @@ def write_plot(rows: list[Row], info: dict[str, str], path: Path) -> None:
             xs = [i + (index - (len(candidates) - 1) / 2) * width for i in range(len(cases))]
             # Bars grow from the parity line: up when slower, down when faster.
             heights = [ratios.get(c, float("nan")) - 1.0 for c in cases]
-            axis.bar(xs, heights, width, bottom=1.0, label=candidate)
+            axis.bar(xs, heights, width, bottom=1.0, label=candidate,
+                     color=COLOURS.get(candidate, "tab:gray"))
         axis.axhline(1.0, color="black", linewidth=0.8)
         values = [r.ratio for r in selected] + [1.0]
         if max(values) / min(values) > 3:  # speed-ups of 10x and more: log axis
@@ -168,6 +181,7 @@ def write_plot(rows: list[Row], info: dict[str, str], path: Path) -> None:
         axis.set_ylabel("time / torch.nn" if mode != "memory" else "peak / torch.nn")
         axis.legend(fontsize=7)
         axis.grid(axis="y", which="both", alpha=0.3)
+        axis.set_axisbelow(True)
     for axis in list(axes.flat)[len(panels):]:
         axis.axis("off")
     figure.suptitle(f"torchflip vs torch.nn (flipped weights): {info.get('cpu', '')}, "

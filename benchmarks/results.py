@@ -5,6 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+# Names of the candidates (see benchmarks.candidates for what each runs).
+REFERENCE = "torch.nn"
+TORCHFLIP = "torchflip"
+NAIVE = "naive flip"
+FFT_CONV_PYTORCH = "fft-conv-pytorch"
+METHODS = ("auto", "direct", "fft")
+
+
+def method_name(method: str) -> str:
+    """'torchflip[auto]': torchflip's layer built with method=..."""
+    return f"{TORCHFLIP}[{method}]"
+
 
 @dataclass
 class Row:

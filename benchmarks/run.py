@@ -29,12 +29,12 @@ if str(ROOT) not in sys.path:  # run as a script: use this checkout's torchflip
 import torch
 from tqdm import tqdm
 
-from benchmarks import report, suites
-from benchmarks.candidates import supports_method
+from benchmarks import report
 from benchmarks.cases import LAYER_SUITES
 from benchmarks.machine import machine_info
 from benchmarks.results import Row
 from benchmarks.targets import evaluate
+from benchmarks.timing import Settings
 
 ALL_SUITES = [*LAYER_SUITES, "compiled", "memory", "import"]
 ALL_MODES = ["fwd", "fwdbwd", "eval"]
@@ -86,12 +86,12 @@ def _choices(parser: argparse.ArgumentParser, text: str, allowed: list[str],
     return chosen
 
 
-def settings_for(args: argparse.Namespace) -> suites.Settings:
+def settings_for(args: argparse.Namespace) -> Settings:
     if args.quick:
-        return suites.Settings(repeats=args.repeats or 5, min_sample_seconds=0.02,
+        return Settings(repeats=args.repeats or 5, min_sample_seconds=0.02,
                                max_seconds=6.0, warmup=2, device=args.device,
                                threads=torch.get_num_threads())
-    return suites.Settings(repeats=args.repeats or 15, min_sample_seconds=0.1,
+    return Settings(repeats=args.repeats or 15, min_sample_seconds=0.1,
                            max_seconds=60.0, warmup=3, device=args.device,
                            threads=torch.get_num_threads())
 
@@ -103,6 +103,8 @@ def memory_cases(quick: bool) -> list:
 
 def run(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
     """Every selected suite, in order, under one progress bar."""
+    from benchmarks import suites  # imports torchflip: not needed by --from-csv
+
     settings = settings_for(args)
     layer_cases = [case for suite in args.suites if suite in LAYER_SUITES
                    for case in LAYER_SUITES[suite](args.quick)]
@@ -172,8 +174,7 @@ def write_reports(args: argparse.Namespace, rows: list[Row], info: dict[str, str
                   problems: list[str]) -> int:
     """Prints the tables and targets, writes CSV, PNG and optional markdown;
     the exit status is 1 when something failed to run."""
-    methods = supports_method(2) and supports_method(1)
-    targets = evaluate(rows, methods)
+    targets = evaluate(rows)
     print(report.console_report(rows, targets, info))
 
     args.output.mkdir(parents=True, exist_ok=True)

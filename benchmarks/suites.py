@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 import torchflip
 from benchmarks import build_import
-from benchmarks.candidates import NAIVE, REFERENCE, TORCHFLIP, Layer, build_layers, make_step
+from benchmarks.candidates import Layer, build_layers, make_step
 from benchmarks.cases import LARGE_KERNEL_SUITES, LayerCase
 from benchmarks.memory import peak_bytes
 from benchmarks.models import ResNetStyle
-from benchmarks.results import Row
-from benchmarks.timing import Measurement, measure_interleaved
+from benchmarks.results import NAIVE, REFERENCE, TORCHFLIP, Row
+from benchmarks.timing import Measurement, Settings
 
 # A float32 result further than this from float64 is a bug, not rounding.
 WRONG_ERROR = 1e-3
-
-
-@dataclass
-class Settings:
-    """How hard to measure: rounds, the shortest sample, the time one
-    measurement may take, warm-up calls, the device and the thread count."""
-
-    repeats: int
-    min_sample_seconds: float
-    max_seconds: float
-    warmup: int
-    device: str
-    threads: int
-
-    def sync(self) -> Callable[[], None]:
-        return torch.cuda.synchronize if self.device == "cuda" else (lambda: None)
-
-    def measure(self, steps: dict[str, Callable[[], object]]) -> Measurement:
-        return measure_interleaved(steps, self.repeats, self.min_sample_seconds,
-                                   self.max_seconds, self.warmup, sync=self.sync())
 
 
 def relative_error(result: torch.Tensor, exact: torch.Tensor) -> float:
@@ -230,5 +210,6 @@ def run_import(quick: bool) -> list[Row]:
 
 def run_build() -> list[Row]:
     """Clean wheel build time (see benchmarks.build_import)."""
-    return [Row("build", "pip wheel, clean tree", "build", TORCHFLIP,
-                build_import.build_seconds())]
+    seconds, cpu_seconds = build_import.build_seconds()
+    return [Row("build", "pip wheel, clean tree", "build", TORCHFLIP, seconds,
+                note=f"{cpu_seconds:.0f} s of CPU time ({os.cpu_count()} logical cores)")]

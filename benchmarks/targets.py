@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmarks.candidates import METHODS, TORCHFLIP, method_name
 from benchmarks.cases import LARGE_KERNEL_SUITES, LAYER_SUITES, is_large_kernel_target
-from benchmarks.results import Row
+from benchmarks.results import METHODS, TORCHFLIP, Row, method_name
 from benchmarks.timing import geometric_mean
 
 AUTO = method_name("auto")
@@ -103,9 +102,11 @@ def _large_kernel_target_names() -> set[str]:
             for case in LAYER_SUITES[suite](quick) if is_large_kernel_target(case)}
 
 
-def large_kernel_targets(rows: list[Row], methods_supported: bool) -> list[Target]:
+def large_kernel_targets(rows: list[Row]) -> list[Target]:
     """(4) method='auto' on large kernels: speed against torch.nn, choice
-    between direct and FFT, FFT accuracy."""
+    between direct and FFT, FFT accuracy. The method candidates run only where
+    torchflip's layers take ``method``; large-kernel rows without them mean
+    the feature is absent (n/a)."""
     speed = "method='auto' speed-up over torch.nn, stride-1 large kernels"
     choice = "method='auto' / best of direct and fft"
     accuracy = "method='fft' float32 error vs float64"
@@ -113,7 +114,7 @@ def large_kernel_targets(rows: list[Row], methods_supported: bool) -> list[Targe
     large = [r for r in rows if r.suite in LARGE_KERNEL_SUITES]
     if not large:
         return [_not_run(n, q) for n, q in zip((speed, choice, accuracy), requirements)]
-    if not methods_supported:
+    if not any(r.candidate.startswith(f"{TORCHFLIP}[") for r in large):
         return [Target(n, q, "torchflip layers take no 'method' argument", "n/a")
                 for n, q in zip((speed, choice, accuracy), requirements)]
     targets = []
@@ -181,8 +182,8 @@ def build_import_targets(rows: list[Row]) -> list[Target]:
     return targets
 
 
-def evaluate(rows: list[Row], methods_supported: bool) -> list[Target]:
+def evaluate(rows: list[Row]) -> list[Target]:
     """Every target, in the order of the issue."""
     return [*training_targets(rows), naive_target(rows), *inference_targets(rows),
-            *compiled_targets(rows), *large_kernel_targets(rows, methods_supported),
+            *compiled_targets(rows), *large_kernel_targets(rows),
             memory_target(rows), *build_import_targets(rows)]

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
+
 SLOW_CALL_SECONDS = 1.0
 
 
@@ -113,6 +115,26 @@ def measure_interleaved(functions: dict[str, Callable[[], object]], repeats: int
         for name in names[shift:] + names[:shift]:
             result.seconds[name].append(_time_calls(functions[name], calls[name], sync))
     return result
+
+
+@dataclass
+class Settings:
+    """How hard to measure: rounds, the shortest sample, the time one
+    measurement may take, warm-up calls, the device and the thread count."""
+
+    repeats: int
+    min_sample_seconds: float
+    max_seconds: float
+    warmup: int
+    device: str
+    threads: int
+
+    def sync(self) -> Callable[[], None]:
+        return torch.cuda.synchronize if self.device == "cuda" else (lambda: None)
+
+    def measure(self, steps: dict[str, Callable[[], object]]) -> Measurement:
+        return measure_interleaved(steps, self.repeats, self.min_sample_seconds,
+                                   self.max_seconds, self.warmup, sync=self.sync())
 
 
 def geometric_mean(values: list[float]) -> float:

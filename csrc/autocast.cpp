@@ -2,10 +2,19 @@
 // lower-precision policy of torch.nn's convolutions (CPU: bfloat16 by default,
 // CUDA: float16): floating-point arguments other than float64 are cast to the
 // autocast dtype, and the op is redispatched below autocast.
-#include <ATen/autocast_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
 #include "ops.h"
+
+// Declared in <ATen/autocast_mode.h>, which pulls in every ATen operator and
+// triples this file's compile time; these two exported functions are all that
+// is needed from it.
+namespace at::autocast {
+TORCH_API at::ScalarType get_autocast_dtype(at::DeviceType device_type);
+TORCH_API at::Tensor cached_cast(at::ScalarType to_type, const at::Tensor& arg,
+                                 c10::DeviceType device_type);
+}  // namespace at::autocast
 
 namespace torchflip::detail {
 namespace {
@@ -16,7 +25,8 @@ struct Autocast {
     return at::autocast::cached_cast(at::autocast::get_autocast_dtype(device), t, device);
   }
   static std::optional<at::Tensor> cast(const std::optional<at::Tensor>& t) {
-    return at::autocast::cached_cast(at::autocast::get_autocast_dtype(device), t, device);
+    if (!t.has_value()) return std::nullopt;
+    return cast(*t);
   }
 
   static at::Tensor conv(const at::Tensor& input, const at::Tensor& weight,

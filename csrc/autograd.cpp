@@ -156,14 +156,14 @@ class TrueConvBackwardFunction
       if (ggw.defined()) {
         auto term = hyper.forward(input, ggw, {});
         d_grad_output =
-            d_grad_output.defined() ? d_grad_output + term : term;
+            d_grad_output.defined() ? d_grad_output.add(term) : term;
       }
       if (ggb.defined()) {
         std::vector<int64_t> shape(grad_output.dim(), 1);
         shape[1] = -1;
         auto term = ggb.reshape(shape).expand_as(grad_output);
         d_grad_output =
-            d_grad_output.defined() ? d_grad_output + term : term.clone();
+            d_grad_output.defined() ? d_grad_output.add(term) : term.clone();
       }
     }
     if (ctx->needs_input_grad(1) && ggw.defined()) {

@@ -3,7 +3,7 @@
 // device dispatch exactly as a call from Python would.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <array>
 #include <tuple>

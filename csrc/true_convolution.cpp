@@ -1,5 +1,8 @@
 #include "true_convolution.h"
 
+#include <ATen/ops/convolution.h>
+#include <ATen/ops/convolution_backward.h>
+
 namespace torchflip::detail {
 namespace {
 

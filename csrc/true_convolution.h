@@ -6,7 +6,7 @@
 // cuDNN, MIOpen, ...). The flip costs O(|weight|), far below the convolution.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <array>
 #include <tuple>

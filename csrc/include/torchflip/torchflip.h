@@ -12,7 +12,7 @@
 // torchflip::torchflip) so that the operators are registered.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <array>
 #include <optional>

@@ -217,7 +217,7 @@ def write_markdown(rows: list[Row], targets: list[Target], info: dict[str, str],
                    command: str, path: Path) -> None:
     """The targets and a per-suite summary as markdown, for README.md."""
     text = [
-        (f"Measured with `{command}` on {info['cpu']} ({info['torch_threads']} threads, "
+        (f"Measured with `{command}` on {info['cpu']} (torch threads: {info['torch_threads']}, "
          f"{info['device']}), torch {info['torch']}, torchflip {info.get('torchflip', '?')} "
          f"({info['git']}), {info['date']}. Ratios are times (or peak memory) relative to "
          "torch.nn's layer holding the flipped weight, medians of ratios measured side by side."),

@@ -96,20 +96,33 @@ def _static_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
 
 def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
                      dilation: Sequence[int], groups: int) -> str:
+    # Training calls are timed with their backward pass, which can rank the
+    # engines differently from the forward alone.
+    backward = torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad)
     key = (tuple(input.shape[1:]), tuple(weight.shape), input.dtype, input.device,
-           tuple(padding), tuple(dilation), groups)
+           tuple(padding), tuple(dilation), groups, backward)
     if key in _MEASURED:
         _MEASURED.move_to_end(key)
         return _MEASURED[key]
     from torchflip import _ops
 
-    x, w = input.detach(), weight.detach()
+    x = input.detach().requires_grad_(backward)
+    w = weight.detach().requires_grad_(backward)
+    stride = (1,) * (w.dim() - 2)
+
+    def timed(forward):
+        def run():
+            out = forward()
+            if backward:
+                torch.autograd.grad(out, (x, w), torch.ones_like(out))
+        return run
+
     engines = {
-        "direct": lambda: _ops.conv(x, w, None, (1,) * (w.dim() - 2), padding, dilation, groups),
-        "fft": lambda: fft_conv(x, w, None, padding, dilation, groups),
+        "direct": timed(lambda: _ops.conv(x, w, None, stride, padding, dilation, groups)),
+        "fft": timed(lambda: fft_conv(x, w, None, padding, dilation, groups)),
     }
     best = {}
-    with torch.no_grad():
+    with torch.set_grad_enabled(backward):
         for name, run in engines.items():
             run()  # warm-up: allocations, FFT plans, oneDNN primitives
             times = []

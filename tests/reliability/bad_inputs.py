@@ -24,8 +24,8 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -74,7 +74,7 @@ def _b(name, change, arguments, details, families=("conv", "transposed"), kinds=
         arguments = (arguments,)
     if not callable(details):
         fixed = tuple(details)
-        details = lambda p, fixed=fixed: fixed  # noqa: E731
+        details = lambda p, fixed=fixed: fixed
     return BadInput(name, change, tuple(arguments), details, tuple(families), tuple(kinds))
 
 
@@ -177,7 +177,8 @@ CHANNELS_AND_GROUPS = [
 ]
 
 HYPER_PARAMETERS = [
-    _b("stride zero", lambda p: p.replace(stride=0), "stride", POSITIVE),
+    _b("stride zero", lambda p: p.replace(stride=0), "stride",
+       POSITIVE + (r"stride=[\[(]?0\b",)),
     _b("stride negative", lambda p: p.replace(stride=_per_dim(p, 1, -1)), "stride",
        POSITIVE + (r"-1",)),
     _b("stride with too many values", lambda p: p.replace(stride=(1,) * (p.dims + 1)),
@@ -373,7 +374,7 @@ def problem_cases() -> Iterator[tuple[str, BadInput, str, str]]:
 
 def judge_problem_case(bad: BadInput, family: str, kind: str, dims: int) -> Verdict:
     p = bad.change(base_problem(family == "transposed", dims))
-    entry, call = entry_point(kind, family == "transposed")
+    _, call = entry_point(kind, family == "transposed")
     result, value = outcome(lambda: call(p))
     verdict = Verdict(f"{bad.name} | {family} | {kind} | {dims}d", result,
                       arguments=bad.arguments, details=tuple(bad.details(p)))
@@ -420,7 +421,7 @@ def summarise(records: list[dict], expected_ids: list[str]) -> dict:
     )
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     import io
     import warnings
 

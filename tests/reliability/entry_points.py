@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,11 +48,11 @@ class Problem:
     groups: Any = GROUPS
     output_padding: Any = 0
 
-    def replace(self, **changes) -> "Problem":
+    def replace(self, **changes) -> Problem:
         return dataclasses.replace(self, **changes)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def base_problem(transposed: bool, dims: int) -> Problem:
     """A valid problem; its grad_output has the shape of the reference output.
     Cached: callers derive new problems from it and never modify its tensors."""
@@ -198,7 +199,7 @@ def torch_reference(p: Problem) -> Tensor:
     return fn(p.input, weight, p.bias, p.stride, p.padding, p.dilation, p.groups)
 
 
-def outcome(call: Callable[[], Any]) -> tuple[str, Optional[Any]]:
+def outcome(call: Callable[[], Any]) -> tuple[str, Any | None]:
     """("returned", value) or ("raised", exception)."""
     try:
         return "returned", call()

@@ -78,7 +78,8 @@ def test_deterministic_mode_runs_and_repeats_bitwise(deterministic, name, comput
         assert torch.equal(a, c), f"result {i} differs between two runs"
     expected = _run(lambda x, w, b: reference(x, w, b, **kwargs), x, w, b, double_backward=False)
     for i, (a, e) in enumerate(zip(first, expected)):
-        torch.testing.assert_close(a, e, atol=1e-4, rtol=1e-4, msg=lambda m: f"result {i}: {m}")
+        torch.testing.assert_close(a, e, atol=1e-4, rtol=1e-4,
+                                   msg=lambda m, i=i: f"result {i}: {m}")
 
 
 @pytest.mark.parametrize("grad_enabled", [True, False])

@@ -26,7 +26,7 @@ def test_random_invalid_calls_raise_or_match_torch():
     run = subprocess.run(
         [sys.executable, "-m", "tests.reliability.invalid_calls", "--seed", str(SEED),
          "--examples", str(EXAMPLES)],
-        cwd=REPO, capture_output=True, text=True, timeout=max(120, EXAMPLES // 5))
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=max(120, EXAMPLES // 5))
     records, started = [], None
     for line in run.stdout.splitlines():
         record = json.loads(line)

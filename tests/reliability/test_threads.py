@@ -8,7 +8,7 @@ threads into one shared layer add up."""
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -74,7 +74,7 @@ def test_concurrent_calls_on_different_data(method):
     method='fft', thread 0 uses the FFT engine (stride 1) meanwhile."""
     problems = [_problem(i) for i in range(THREADS)]
     if method == "fft":
-        fn, ref, x, w, b, kwargs = problems[0]
+        fn, ref, x, w, b, _ = problems[0]
         problems[0] = (fn, ref, x, w, b, dict(padding=2, groups=2))
     expected = [_forward_and_grads(ref, x, w, b, kw) for _, ref, x, w, b, kw in problems]
     if method == "fft":
@@ -111,7 +111,7 @@ def test_shared_layer_under_no_grad_with_weight_swaps(layer_cls):
         current = round_ % 2
         layer.load_state_dict(states[current])
 
-        def work(i: int) -> None:
+        def work(i: int, current: int = current) -> None:
             with torch.no_grad():
                 for _ in range(5):
                     torch.testing.assert_close(layer(inputs[i]), wanted[current][i])

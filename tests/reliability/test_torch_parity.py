@@ -135,4 +135,4 @@ def test_empty_shapes_give_torch_gradients(family, case):
     ours = torch.autograd.grad((out * projection).sum(), leaves)
     expected = torch.autograd.grad((reference * projection).sum(), ref_leaves)
     for name, g, e in zip(("input", "weight", "bias"), ours, expected):
-        torch.testing.assert_close(g, e, msg=lambda m: f"grad of {name}: {m}")
+        torch.testing.assert_close(g, e, msg=lambda m, name=name: f"grad of {name}: {m}")

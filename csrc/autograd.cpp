@@ -189,11 +189,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> unpack(
   return {out[0], out[1], out[2]};
 }
 
+void check_defined(const char* op, const at::Tensor& input,
+                   const at::Tensor& weight) {
+  // The autograd kernel runs before the operator's own checks.
+  TORCH_CHECK(input.defined(), op, ": 'input' is an undefined tensor (None)");
+  TORCH_CHECK(weight.defined(), op, ": 'weight' is an undefined tensor (None)");
+}
+
 at::Tensor conv_autograd(const at::Tensor& input, const at::Tensor& weight,
                          const std::optional<at::Tensor>& bias,
                          c10::SymIntArrayRef stride,
                          c10::SymIntArrayRef padding,
                          c10::SymIntArrayRef dilation, c10::SymInt groups) {
+  check_defined("torchflip.conv", input, weight);
   Hyper h{to_vector(stride), to_vector(padding), to_vector(dilation),
           std::vector<c10::SymInt>{c10::SymInt(0)}, groups, false};
   return TrueConvFunction::apply(input, weight, bias, h);
@@ -204,6 +212,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward_autograd(
     const at::Tensor& weight, c10::SymIntArrayRef stride,
     c10::SymIntArrayRef padding, c10::SymIntArrayRef dilation,
     c10::SymInt groups, std::array<bool, 3> output_mask) {
+  check_defined("torchflip.conv_backward", input, weight);
+  TORCH_CHECK(grad_output.defined(),
+              "torchflip.conv_backward: 'grad_output' is an undefined tensor (None)");
   Hyper h{to_vector(stride), to_vector(padding), to_vector(dilation),
           std::vector<c10::SymInt>{c10::SymInt(0)}, groups, false};
   return unpack(output_mask, TrueConvBackwardFunction::apply(
@@ -215,6 +226,7 @@ at::Tensor conv_transpose_autograd(
     const std::optional<at::Tensor>& bias, c10::SymIntArrayRef stride,
     c10::SymIntArrayRef padding, c10::SymIntArrayRef output_padding,
     c10::SymInt groups, c10::SymIntArrayRef dilation) {
+  check_defined("torchflip.conv_transpose", input, weight);
   Hyper h{to_vector(stride), to_vector(padding), to_vector(dilation),
           to_vector(output_padding), groups, true};
   return TrueConvFunction::apply(input, weight, bias, h);
@@ -226,6 +238,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_transpose_backward_autograd(
     c10::SymIntArrayRef padding, c10::SymIntArrayRef output_padding,
     c10::SymInt groups, c10::SymIntArrayRef dilation,
     std::array<bool, 3> output_mask) {
+  check_defined("torchflip.conv_transpose_backward", input, weight);
+  TORCH_CHECK(grad_output.defined(),
+              "torchflip.conv_transpose_backward: 'grad_output' is an undefined tensor (None)");
   Hyper h{to_vector(stride), to_vector(padding), to_vector(dilation),
           to_vector(output_padding), groups, true};
   return unpack(output_mask, TrueConvBackwardFunction::apply(

@@ -1,6 +1,8 @@
 #include "conv_args.h"
 
+#include <limits>
 #include <sstream>
+#include <utility>
 
 namespace torchflip::detail {
 namespace {
@@ -74,10 +76,16 @@ ConvParams check_conv_args(const char* op, const at::Tensor& input,
       shape_str(input.sym_sizes()));
 
   const auto dtype = input.scalar_type();
-  TORCH_CHECK_TYPE(at::isFloatingType(dtype), op,
-                   ": expected a floating-point 'input' (float16, bfloat16, "
-                   "float32 or float64), but got ",
-                   dtype);
+  // Real dtypes go to ATen, which accepts or rejects them exactly as it does
+  // for torch.nn (integers run on CPU, bool is rejected). Complex tensors,
+  // which torch.nn splits into real convolutions, are not supported yet.
+  TORCH_CHECK_TYPE(!at::isComplexType(dtype), op,
+                   ": complex 'input' is not supported yet (got ", dtype,
+                   "); use a real dtype, or torchflip.signal for complex "
+                   "convolution");
+  TORCH_CHECK_TYPE(dtype != at::kBool, op,
+                   ": expected a numeric 'input' (floating-point or integer), "
+                   "but got ", dtype);
   check_dtype_and_device(op, "weight", weight, input);
 
   ConvParams p;
@@ -92,6 +100,20 @@ ConvParams check_conv_args(const char* op, const at::Tensor& input,
   }
   p.groups = groups;
 
+  // Larger values are never meaningful and would overflow the output-size
+  // arithmetic (int64), turning a nonsense call into a plausible shape.
+  constexpr int64_t kMaxParam = std::numeric_limits<int32_t>::max();
+  for (int64_t i = 0; i < dims; ++i) {
+    for (const auto& [name, value] :
+         {std::pair<const char*, c10::SymInt>{"stride", p.stride[i]},
+          {"padding", p.padding[i]},
+          {"dilation", p.dilation[i]},
+          {"output_padding", p.output_padding[i]}}) {
+      TORCH_CHECK_VALUE(value <= kMaxParam, op, ": expected every '", name,
+                        "' value to be at most ", kMaxParam, ", but got ",
+                        name, "=", value);
+    }
+  }
   for (int64_t i = 0; i < dims; ++i) {
     TORCH_CHECK_VALUE(p.stride[i] > 0, op,
                       ": expected every 'stride' value to be positive, but "
@@ -177,8 +199,9 @@ ConvParams check_conv_args(const char* op, const at::Tensor& input,
   if (transposed) {
     const auto out_shape = conv_output_shape(input, weight, p);
     for (int64_t i = 0; i < dims; ++i) {
-      TORCH_CHECK_VALUE(out_shape[2 + i] > 0, op,
-                        ": the output would be empty in spatial dimension ", i,
+      TORCH_CHECK_VALUE(out_shape[2 + i] >= 0, op,
+                        ": the output size would be negative in spatial "
+                        "dimension ", i,
                         ": computed output shape ", shape_str(out_shape),
                         " from input of shape ", shape_str(input.sym_sizes()),
                         " and padding=", shape_str(p.padding));
@@ -219,9 +242,16 @@ ConvParams check_conv_backward_args(
                       dilation, output_padding, groups, transposed);
   TORCH_CHECK(grad_output.defined(), op,
               ": 'grad_output' is an undefined tensor");
+  TORCH_CHECK_VALUE(grad_output.dim() == input.dim(), op,
+                    ": expected 'grad_output' with ", input.dim(),
+                    " dimensions (the forward output's), but got grad_output "
+                    "of shape ", shape_str(grad_output.sym_sizes()));
   check_dtype_and_device(op, "grad_output", grad_output, input);
   const auto expected = conv_output_shape(input, weight, p);
-  TORCH_CHECK_VALUE(grad_output.sym_sizes() == c10::SymIntArrayRef(expected),
+  // With no input channels ATen's forward returns the (empty) input shape
+  // rather than the formula's; only the rank is checked there.
+  const bool empty_channels = input.sym_size(1) == 0;
+  TORCH_CHECK_VALUE(empty_channels || grad_output.sym_sizes() == c10::SymIntArrayRef(expected),
                     op, ": expected 'grad_output' of shape ",
                     shape_str(expected),
                     " (the forward output's), but got grad_output of shape ",

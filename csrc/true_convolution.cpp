@@ -1,5 +1,7 @@
 #include "true_convolution.h"
 
+#include <limits>
+
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>
 
@@ -22,6 +24,14 @@ at::Tensor flip_spatial(const at::Tensor& weight) {
 at::Tensor true_convolution(const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias,
                             const ConvParams& p) {
+  // ATen 2.13's CPU (oneDNN) bfloat16 transposed convolution crashes the
+  // process on inputs of 2^31 elements or more; refuse rather than crash.
+  TORCH_CHECK(!(p.transposed && input.device().is_cpu() &&
+                input.scalar_type() == at::kBFloat16 &&
+                input.sym_numel() >= std::numeric_limits<int32_t>::max()),
+              "torchflip.conv_transpose: bfloat16 inputs of 2^31 elements or "
+              "more are not supported on CPU (ATen's kernel crashes on them); "
+              "split the batch or use float32");
   return at::convolution_symint(input, flip_spatial(weight),
                                 bias, p.stride, p.padding, p.dilation,
                                 p.transposed, p.output_padding, p.groups);

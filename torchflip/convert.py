@@ -33,6 +33,9 @@ def _check_no_uninitialized_lazy(model: nn.Module) -> None:
 
 
 def _replace(model: nn.Module, convert_one, types, inplace: bool) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected 'model' to be a torch.nn.Module, but got "
+                        f"{type(model).__name__}")
     _check_no_uninitialized_lazy(model)
     if not inplace:
         model = copy.deepcopy(model)

@@ -24,10 +24,11 @@ def _wt():
 
 
 CONV_ERRORS = [
-    ("integer input", lambda: conv(_x().long(), _w().long(), None, [1], [0], [1], 2),
-     TypeError, "floating-point 'input'"),
+    # Integer dtypes behave as in torch.nn (tests/reliability/test_torch_parity.py).
+    ("bool input", lambda: conv(_x().bool(), _w().bool(), None, [1], [0], [1], 2),
+     TypeError, "numeric 'input'"),
     ("complex input", lambda: conv(_x().cfloat(), _w().cfloat(), None, [1], [0], [1], 2),
-     TypeError, "floating-point 'input'"),
+     TypeError, "complex 'input' is not supported"),
     ("weight dtype", lambda: conv(_x(), _w().double(), None, [1], [0], [1], 2),
      TypeError, "'weight' to have the dtype"),
     ("bias dtype", lambda: conv(_x(), _w(), torch.randn(6).double(), [1], [0], [1], 2),
@@ -86,8 +87,10 @@ CONV_TRANSPOSE_ERRORS = [
      lambda: conv_t(_x(), _wt(), None, [1], [0], [0], 3, [1]), ValueError, "'groups'"),
     ("bias shape", lambda: conv_t(_x(), _wt(), torch.randn(3), [1], [0], [0], 2, [1]),
      ValueError, "'bias' of shape"),
-    ("empty output", lambda: conv_t(_x(), torch.randn(4, 3, 1, 1), None, [1], [3], [0], 2, [1]),
-     ValueError, "output would be empty"),
+    # An output of size 0 is allowed, as in torch.nn; a negative one is not.
+    ("negative output", lambda: conv_t(_x(), torch.randn(4, 3, 1, 1), None, [1], [9], [0], 2,
+                                       [1]),
+     ValueError, "output size would be negative"),
     ("stride zero", lambda: conv_t(_x(), _wt(), None, [0], [0], [0], 2, [1]),
      ValueError, "'stride'"),
     ("weight dtype", lambda: conv_t(_x(), _wt().double(), None, [1], [0], [0], 2, [1]),

@@ -88,3 +88,16 @@ def check_weight_rank(weight: Tensor, dims: int, op: str, layout: str) -> None:
             f"{op}: expected 'weight' of shape {layout} with {dims + 2} dimensions, but got "
             f"weight of shape {tuple(weight.shape)}"
         )
+
+
+def check_layer_sizes(layer: str, in_channels, out_channels, kernel_size) -> None:
+    """torch.nn's constructors fail deep inside tensor creation on these; say
+    which argument is wrong instead."""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{layer}: expected '{name}' to be a non-negative int, but got "
+                             f"{name}={value!r}")
+    sizes = kernel_size if isinstance(kernel_size, (tuple, list)) else (kernel_size,)
+    if not sizes or any(isinstance(k, bool) or not isinstance(k, int) or k <= 0 for k in sizes):
+        raise ValueError(f"{layer}: expected 'kernel_size' to be a positive int or a tuple of "
+                         f"positive ints, but got kernel_size={kernel_size!r}")

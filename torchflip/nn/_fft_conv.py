@@ -60,6 +60,27 @@ def check_method(method: str, op: str) -> None:
         raise ValueError(f"{op}: expected 'method' to be one of {METHODS}, but got {method!r}")
 
 
+def check_fft_inputs(input: Tensor, weight: Tensor, stride: Sequence[int], op: str) -> None:
+    if any(s != 1 for s in stride):
+        raise ValueError(f"{op}: method='fft' supports stride 1 only, but got stride={stride}")
+
+
+def fft_supports(input: Tensor) -> bool:
+    """The FFT engine computes in float32 and float64; other dtypes (half
+    precision, integers) run the direct operator whatever the method."""
+    return input.dtype in (torch.float32, torch.float64)
+
+
+def all_finite(*tensors: Optional[Tensor]) -> bool:
+    """Whether every element is finite. A NaN or infinity would spread over a
+    whole FFT output row, where the direct sum confines it to the outputs it
+    touches, so the FFT engine is used only for finite operands (checked in
+    eager mode; under torch.compile the check would break the graph)."""
+    if torch.compiler.is_compiling():
+        return True
+    return all(t is None or bool(torch.isfinite(t).all()) for t in tensors)
+
+
 def _transform_lengths(spatial: Sequence[int], padding: Sequence[int]) -> list[int]:
     return [next_fast_len(s + 2 * p) for s, p in zip(spatial, padding)]
 
@@ -157,10 +178,18 @@ def choose_method(input: Tensor, weight: Tensor, stride: Sequence[int],
         return "direct"
     if math.prod([int(k) for k in weight.shape[2:]]) < 16:  # small kernels: direct wins
         return "direct"
+    if input.dim() == weight.dim() - 1:  # unbatched (the layers accept it)
+        input = input.unsqueeze(0)
+    if input.dim() != weight.dim():
+        return "direct"  # a wrong rank: the operator reports it
+    if not torch.compiler.is_compiling() and (input.numel() == 0 or weight.numel() == 0):
+        return "direct"  # nothing to compute; FFT libraries reject empty transforms
     from torchflip import _ops
 
+    # Timings differ between runs and machines; deterministic mode must not
+    # let them pick the engine (and so the rounding) of a computation.
     if (torch.compiler.is_compiling() or torch.jit.is_tracing() or _ops.functorch_path()
-            or input.device.type == "meta"):
+            or input.device.type == "meta" or torch.are_deterministic_algorithms_enabled()):
         return _static_choice(input, weight, padding, dilation, groups)
     return _measured_choice(input, weight, padding, dilation, groups)
 

@@ -21,6 +21,9 @@ from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.utils import _ntuple
 
 from torchflip.nn import functional as TF
+from torch.nn.modules.lazy import LazyModuleMixin
+
+from torchflip.nn._arguments import check_layer_sizes
 from torchflip.nn._conversion import copy_convolution
 from torchflip.nn._fft_conv import check_method, choose_method
 from torchflip.nn._flip_cache import FlippedWeightCache
@@ -37,6 +40,8 @@ class _TrueConvNd(_ConvNd):
                  device=None, dtype=None, *, method: str = "auto") -> None:
         to_tuple = _ntuple(self._dims, "_")
         check_method(method, type(self).__name__)
+        if in_channels != 0 or not isinstance(self, LazyModuleMixin):
+            check_layer_sizes(type(self).__name__, in_channels, out_channels, kernel_size)
         super().__init__(
             in_channels, out_channels, to_tuple(kernel_size), to_tuple(stride),
             padding if isinstance(padding, str) else to_tuple(padding), to_tuple(dilation),
@@ -59,6 +64,9 @@ class _TrueConvNd(_ConvNd):
         return choose_method(input, weight, self.stride, padding, self.dilation, self.groups)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{type(self).__name__}: expected 'input' to be a Tensor, but got "
+                            f"{type(input).__name__}")
         padding = self.padding
         if self.padding_mode != "zeros":
             # As torch.nn: pad explicitly (also for 'same'), then convolve unpadded.
@@ -69,6 +77,9 @@ class _TrueConvNd(_ConvNd):
         if method == "direct" and FlippedWeightCache.applies(weight):
             # No gradient reaches the weight: torch's cross-correlation with the
             # cached flipped weight is the same true convolution, minus the flip.
+            self._flip_cache.check_once((TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1],
+                                        input, weight, bias, self.stride, padding,
+                                        self.dilation, self.groups)
             conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
             return conv[self._dims - 1](input, self._flip_cache.get(weight), bias, self.stride,
                                         padding, self.dilation, self.groups)

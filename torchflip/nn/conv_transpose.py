@@ -11,6 +11,9 @@ from torch.nn.modules.conv import _ConvTransposeNd
 from torch.nn.modules.utils import _ntuple
 
 from torchflip.nn import functional as TF
+from torch.nn.modules.lazy import LazyModuleMixin
+
+from torchflip.nn._arguments import check_layer_sizes
 from torchflip.nn._conversion import copy_convolution
 from torchflip.nn._flip_cache import FlippedWeightCache
 
@@ -25,6 +28,8 @@ class _TrueConvTransposeNd(_ConvTransposeNd):
                  output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
                  padding_mode: str = "zeros", device=None, dtype=None) -> None:
         to_tuple = _ntuple(self._dims, "_")
+        if in_channels != 0 or not isinstance(self, LazyModuleMixin):
+            check_layer_sizes(type(self).__name__, in_channels, out_channels, kernel_size)
         super().__init__(
             in_channels, out_channels, to_tuple(kernel_size), to_tuple(stride),
             to_tuple(padding), to_tuple(dilation), True, to_tuple(output_padding), groups,
@@ -34,12 +39,19 @@ class _TrueConvTransposeNd(_ConvTransposeNd):
     def forward(self, input: Tensor, output_size: Optional[list[int]] = None) -> Tensor:
         if self.padding_mode != "zeros":
             raise ValueError(f"Only `zeros` padding mode is supported for {type(self).__name__}")
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{type(self).__name__}: expected 'input' to be a Tensor, but got "
+                            f"{type(input).__name__}")
         output_padding = self._output_padding(
             input, output_size, self.stride, self.padding, self.kernel_size, self._dims,
             self.dilation)
         if FlippedWeightCache.applies(self.weight):
             # No gradient reaches the weight: torch's transposed convolution with
             # the cached flipped weight is the same operator, minus the flip.
+            self._flip_cache.check_once(
+                (TF.conv_transpose1d, TF.conv_transpose2d, TF.conv_transpose3d)[self._dims - 1],
+                input, self.weight, self.bias, self.stride, self.padding, tuple(output_padding),
+                self.groups, self.dilation)
             conv = (nn.functional.conv_transpose1d, nn.functional.conv_transpose2d,
                     nn.functional.conv_transpose3d)
             return conv[self._dims - 1](input, self._flip_cache.get(self.weight), self.bias,

@@ -24,7 +24,9 @@ the identical function; this is also MATLAB's ``conv(..., 'same')``. (The
 ``'direct'`` (default) runs the compiled operator ``torch.ops.torchflip.conv``;
 ``'fft'`` computes the same convolution through the FFT (stride 1; float32
 error about 1e-6 of the output's scale, gradients FFT-based too); ``'auto'``
-picks whichever a cost model predicts faster (see :mod:`torchflip.nn._fft_conv`).
+picks the faster (see :mod:`torchflip.nn._fft_conv`). The FFT serves float32
+and float64 operands with finite values; anything else (half precision,
+integers, NaN or infinity, an empty batch) runs the direct operator.
 
 The transposed functions compute the adjoint of the forward ones with the
 same weight: ``<conv(x, w), y> == <x, conv_transpose(y, w)>``, which equals
@@ -39,7 +41,14 @@ import torch
 from torch import Tensor
 
 from torchflip import _ops
-from torchflip.nn._fft_conv import check_method, choose_method, fft_conv
+from torchflip.nn._fft_conv import (
+    all_finite,
+    check_fft_inputs,
+    check_method,
+    fft_supports,
+    choose_method,
+    fft_conv,
+)
 from torchflip.nn._arguments import (
     IntOrTuple,
     PaddingArg,
@@ -81,15 +90,20 @@ def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntO
                 input = torch.nn.functional.pad(input, extra)
     else:
         padding_t = expand("padding", padding, dims, op)
+    if bias is not None and not isinstance(bias, Tensor):
+        raise TypeError(f"{op}: expected 'bias' to be a Tensor or None, but got "
+                        f"{type(bias).__name__}")
     if method == "auto":
         method = choose_method(input, weight, stride_t, padding_t, dilation_t, groups)
-    if method == "fft" and input.numel() == 0:
-        method = "direct"  # FFT libraries reject empty transforms; nothing to compute
     if method == "fft":
-        if any(s != 1 for s in stride_t):
-            raise ValueError(f"{op}: method='fft' supports stride 1 only, but got "
-                             f"stride={stride_t}")
+        check_fft_inputs(input, weight, stride_t, op)
         _ops.check_conv_args(input, weight, bias, stride_t, padding_t, dilation_t, groups)
+        if (input.numel() == 0 or not fft_supports(input)
+                or not all_finite(input, weight, bias)):
+            # Nothing to transform, a dtype the FFT does not serve, or
+            # non-finite values that the direct sum confines.
+            method = "direct"
+    if method == "fft":
         out = fft_conv(input, weight, bias, padding_t, dilation_t, groups)
     else:
         out = _ops.conv(input, weight, bias, stride_t, padding_t, dilation_t, groups)

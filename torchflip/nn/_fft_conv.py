@@ -167,8 +167,8 @@ def choose_method(input: Tensor, weight: Tensor, stride: Sequence[int],
                   padding: Sequence[int], dilation: Sequence[int], groups: int) -> str:
     """The engine for method='auto': 'fft' or 'direct'.
 
-    Only stride-1 real floating-point layers with kernels of 16 taps or more
-    are candidates for the FFT. In eager mode both engines are timed once per
+    Only stride-1 float32/float64 layers with kernels of 100 taps or more
+    are candidates for the FFT (100 taps or more). In eager mode both engines are timed once per
     configuration (input shape without the batch, weight shape, dtype, device,
     padding, dilation, groups) and the faster one is kept, like
     torch.backends.cudnn.benchmark. Under torch.compile, export, tracing or
@@ -176,7 +176,8 @@ def choose_method(input: Tensor, weight: Tensor, stride: Sequence[int],
     one sample's shapes, so the choice does not depend on the batch size."""
     if any(s != 1 for s in stride) or weight.dtype not in (torch.float32, torch.float64):
         return "direct"
-    if math.prod([int(k) for k in weight.shape[2:]]) < 16:  # small kernels: direct wins
+    # Small kernels stay direct: the FFT rarely wins there, and costs memory.
+    if math.prod([int(k) for k in weight.shape[2:]]) < 100:
         return "direct"
     if input.dim() == weight.dim() - 1:  # unbatched (the layers accept it)
         input = input.unsqueeze(0)

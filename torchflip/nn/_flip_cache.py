@@ -40,12 +40,22 @@ def _key(weight: Tensor) -> tuple:
 _SAMPLES = 16
 
 
-def _sample_index(weight: Tensor) -> tuple:
-    """Indices of up to 16 elements spread evenly over the weight, as one index
-    tensor per dimension (a gather that works for any strides)."""
-    flat = torch.linspace(0, weight.numel() - 1, min(_SAMPLES, weight.numel()),
+def _sample_index(weight: Tensor) -> Tensor:
+    """Flat indices of up to 16 elements spread evenly over the weight."""
+    return torch.linspace(0, weight.numel() - 1, min(_SAMPLES, weight.numel()),
                           device=weight.device).round().long()
-    return torch.unravel_index(flat, weight.shape)
+
+
+def _gather(weight: Tensor, index: Tensor, out: Optional[Tensor]) -> Tensor:
+    """The sampled elements, into a preallocated buffer when the weight is
+    contiguous: a fresh allocation on every call disturbs the allocator's
+    reuse of the convolution's large buffers and costs more than the read."""
+    with torch.no_grad():
+        if weight.is_contiguous():
+            flat = weight.detach().view(-1)
+            return flat.index_select(0, index) if out is None else \
+                torch.index_select(flat, 0, index, out=out)
+        return weight.detach().reshape(-1).index_select(0, index)
 
 
 class FlippedWeightCache:
@@ -95,13 +105,14 @@ class FlippedWeightCache:
         key = _key(weight)
         entry = self._entry
         if (entry is not None and entry[0]() is weight and entry[1] == key
-                and torch.equal(weight.detach()[entry[3]], entry[4])):
+                and torch.equal(_gather(weight, entry[3], entry[5]), entry[4])):
             return entry[2]
         with torch.no_grad():
             flipped = weight.flip(list(range(2, weight.dim())))
             index = _sample_index(weight)
-            samples = weight.detach()[index].clone()
-        self._entry = (weakref.ref(weight), key, flipped, index, samples)
+            samples = _gather(weight, index, None).clone()
+            buffer = torch.empty_like(samples)
+        self._entry = (weakref.ref(weight), key, flipped, index, samples, buffer)
         return flipped
 
     def clear(self) -> None:

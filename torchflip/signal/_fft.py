@@ -261,10 +261,12 @@ def fftconvolve(in1, in2, mode: str = "full", axes=None) -> Tensor:
         >>> import torch
         >>> from torchflip.signal import fftconvolve
         >>> x = torch.tensor([1., 2., 3.], dtype=torch.float64)
-        >>> fftconvolve(x, torch.tensor([0., 1., 0.5], dtype=torch.float64))
-        tensor([0.0000, 1.0000, 2.5000, 4.0000, 1.5000], dtype=torch.float64)
-        >>> fftconvolve(x, torch.tensor([1., 1.], dtype=torch.float64), mode="same")
-        tensor([1., 3., 5.], dtype=torch.float64)
+        >>> fftconvolve(x, torch.tensor([1., 0.5], dtype=torch.float64))
+        tensor([1.0000, 2.5000, 4.0000, 1.5000], dtype=torch.float64)
+        >>> fftconvolve(x, torch.tensor([1., 0.5], dtype=torch.float64), mode="same")
+        tensor([1.0000, 2.5000, 4.0000], dtype=torch.float64)
+        >>> fftconvolve(torch.ones(2, 4), torch.ones(1, 2), axes=1).shape  # broadcast over axis 0
+        torch.Size([2, 5])
     """
     op = "fftconvolve"
     early, prepared = _prepare(in1, in2, mode, axes, op, sort_axes=False)
@@ -307,9 +309,10 @@ def oaconvolve(in1, in2, mode: str = "full", axes=None) -> Tensor:
     Example:
         >>> import torch
         >>> from torchflip.signal import oaconvolve
-        >>> x = torch.arange(12, dtype=torch.float64)
-        >>> oaconvolve(x, torch.tensor([1., -1.], dtype=torch.float64), mode="valid")
-        tensor([1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.], dtype=torch.float64)
+        >>> x = torch.arange(1000, dtype=torch.float64)
+        >>> y = oaconvolve(x, torch.tensor([0.5, -0.5], dtype=torch.float64), mode="valid")
+        >>> y.shape, y[:3]
+        (torch.Size([999]), tensor([0.5000, 0.5000, 0.5000], dtype=torch.float64))
     """
     op = "oaconvolve"
     a = as_tensor(in1, "in1", op)

@@ -13,14 +13,16 @@ from torchflip.signal._fft_op import alias_free_length
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
-@pytest.mark.parametrize("shape2,axes,start,length", [
-    ((1, 4, 2), [1, 2], [0, 0], [8, 4]),      # full
-    ((1, 4, 2), [1, 2], [1, 0], [5, 3]),      # 'same'-like
-    ((1, 5, 2), [2], [1], [2]),               # 'valid' on one axis, broadcasting the others
-    ((1, 4, 2), [-2, -1], [-2, 1], [9, 6]),   # a window reaching past both ends
+@pytest.mark.parametrize("shape1,shape2,axes,start,length", [
+    ((2, 5, 3), (1, 4, 2), [1, 2], [0, 0], [8, 4]),     # full
+    ((2, 5, 3), (1, 4, 2), [1, 2], [1, 0], [5, 3]),     # 'same'-like
+    ((2, 5, 3), (1, 5, 2), [2], [1], [2]),              # 'valid' on one axis, broadcasting
+    ((2, 5, 3), (1, 4, 2), [-2, -1], [-2, 1], [9, 6]),  # a window reaching past both ends
+    ((3, 9), (3, 4), [1], [0], [12]),                   # one axis, equal batch: stacked rfft
+    ((2, 2), (2, 9), [1], [4], [2]),                    # FFT length shorter than in2
 ])
-def test_opcheck_fft_conv(dtype, shape2, axes, start, length):
-    in1 = torch.randn(2, 5, 3, dtype=dtype, requires_grad=True)
+def test_opcheck_fft_conv(dtype, shape1, shape2, axes, start, length):
+    in1 = torch.randn(*shape1, dtype=dtype, requires_grad=True)
     in2 = torch.randn(*shape2, dtype=dtype, requires_grad=True)
     fft_shape = [next_fast_len(alias_free_length(in1.shape[a] + in2.shape[a] - 1, s, n))
                  for a, s, n in zip(axes, start, length)]

@@ -30,21 +30,28 @@ from torchflip import _ops
 
 
 def _real_conv(x: Tensor, w: Tensor, padding: list[int], groups: int = 1) -> Tensor:
-    dims = w.dim() - 2
-    return _ops.conv(x, w, None, [1] * dims, padding, [1] * dims, groups)
+    ones = [1] * (w.dim() - 2)
+    if (not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
+            and not torch.compiler.is_compiling() and not _ops._functorch_path()):
+        # Nothing to differentiate: the twin operator runs the same kernel
+        # without building an autograd node, which matters for small inputs.
+        return torch.ops.torchflip._conv.default(x, w, None, ones, padding, ones, groups)
+    return _ops.conv(x, w, None, ones, padding, ones, groups)
 
 
 def _valid_conv_3d(x: Tensor, w: Tensor, padding: list[int]) -> Tensor:
     """x: (B, *S), w: (*K) with 1 to 3 spatial dims -> (B, *out): the true
     convolution of each batch item, zero-padded by ``padding`` per side."""
-    if not x.is_complex() and not w.is_complex():
-        return _real_conv(x.unsqueeze(1), w[None, None], padding).squeeze(1)
-    if x.is_complex() and w.is_complex():
+    complex_x, complex_w = x.is_complex(), w.is_complex()
+    if not complex_x and not complex_w:
+        out = _real_conv(x.unsqueeze(1), w.view((1, 1) + w.shape), padding)
+        return out.view((out.shape[0],) + out.shape[2:])
+    if complex_x and complex_w:
         # Output channel 0 = re(x)*re(w) - im(x)*im(w); channel 1 = re(x)*im(w) + im(x)*re(w).
         channels = torch.stack([x.real, x.imag], 1)
         weight = torch.stack([torch.stack([w.real, -w.imag]), torch.stack([w.imag, w.real])])
         out = _real_conv(channels, weight, padding)
-    elif x.is_complex():
+    elif complex_x:
         # Each part of x meets the same real kernel: a grouped convolution.
         channels = torch.stack([x.real, x.imag], 1)
         out = _real_conv(channels, torch.stack([w, w]).unsqueeze(1), padding, groups=2)
@@ -75,13 +82,13 @@ def direct_window(in1: Tensor, in2: Tensor, start: Sequence[int],
     """``full[start : start + length]`` along every axis of the true convolution
     of ``in1`` and ``in2`` (same ndim >= 1, same precision, each real or
     complex), computed by the conv op."""
-    before = [m - 1 - s for m, s in zip(in2.shape, start)]
-    after = [s + n - size for s, n, size in zip(start, length, in1.shape)]
-    padding = [max(0, min(b, a)) for b, a in zip(before, after)]
-    extra = []
-    for b, a, p in zip(reversed(before), reversed(after), reversed(padding)):
-        extra += [b - p, a - p]
-    x = in1
-    if any(extra):
-        x = torch.nn.functional.pad(x, extra)
-    return _valid_conv(x.unsqueeze(0), in2, padding).squeeze(0)
+    padding, extra, uneven = [], [], False
+    for size, m, s, n in zip(in1.shape, in2.shape, start, length):
+        before, after = m - 1 - s, s + n - size
+        common = max(0, min(before, after))
+        padding.append(common)
+        extra = [before - common, after - common] + extra  # F.pad lists the last dim first
+        uneven = uneven or before != common or after != common
+    x = torch.nn.functional.pad(in1, extra) if uneven else in1
+    out = _valid_conv(x.unsqueeze(0), in2, padding)
+    return out.view(out.shape[1:])

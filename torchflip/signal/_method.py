@@ -22,6 +22,7 @@ import math
 import time
 from typing import Sequence
 
+import torch
 from torch import Tensor
 
 from torchflip.signal import _calibration
@@ -83,10 +84,27 @@ def predicted_times(shape1: Sequence[int], shape2: Sequence[int], start: Sequenc
     return times
 
 
+_CHOICES: dict[tuple, str] = {}
+
+
 def choose_method(in1: Tensor, in2: Tensor, start: Sequence[int], length: Sequence[int]) -> str:
-    """The engine the cost model predicts fastest (inputs already swapped)."""
-    times = predicted_times(in1.shape, in2.shape, start, length, in1.is_complex(),
-                            in2.is_complex())
+    """The engine the cost model predicts fastest (inputs already swapped).
+    Decisions depend on sizes only, so they are cached (not while compiling:
+    the trace then records the decision itself)."""
+    key = (tuple(in1.shape), tuple(in2.shape), tuple(start), tuple(length), in1.is_complex(),
+           in2.is_complex())
+    if torch.compiler.is_compiling():
+        return _choose(*key)
+    method = _CHOICES.get(key)
+    if method is None:
+        if len(_CHOICES) >= 4096:
+            _CHOICES.clear()
+        method = _CHOICES[key] = _choose(*key)
+    return method
+
+
+def _choose(shape1, shape2, start, length, complex1, complex2) -> str:
+    times = predicted_times(shape1, shape2, start, length, complex1, complex2)
     return min(METHODS, key=lambda m: times[m])
 
 

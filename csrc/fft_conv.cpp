@@ -137,32 +137,54 @@ void check_inputs(const at::Tensor& in1, const at::Tensor& in2,
   }
 }
 
-bool same_batch_shape(const at::Tensor& in1, const at::Tensor& in2, int64_t axis) {
+bool same_batch_shape(const at::Tensor& in1, const at::Tensor& in2,
+                      const std::vector<int64_t>& axes) {
+  std::vector<bool> is_axis(in1.dim(), false);
+  for (const int64_t axis : axes) is_axis[axis] = true;
   for (int64_t d = 0; d < in1.dim(); ++d) {
-    if (d != axis && in1.sym_size(d) != in2.sym_size(d)) return false;
+    if (!is_axis[d] && in1.sym_size(d) != in2.sym_size(d)) return false;
   }
   return true;
 }
 
-// One real axis: both inputs padded into one (2, ...) buffer and transformed
-// by a single batched rfft. MKL transforms a batch of two 1-D signals far
-// faster than two single signals (one descriptor, vectorised across the
-// batch), so this costs little more than one transform.
+// Both inputs padded into one (2, ...) buffer and transformed by a single
+// batched rfftn: MKL transforms a batch of two 1-D signals far faster than two
+// single ones (one descriptor, vectorised across the batch).
 at::Tensor stacked_rfft_conv(const at::Tensor& in1, const at::Tensor& in2,
-                             int64_t axis, const c10::SymInt& n) {
+                             const std::vector<int64_t>& axes,
+                             c10::SymIntArrayRef fft_shape) {
   std::vector<c10::SymInt> shape{c10::SymInt(2)};
   for (const c10::SymInt& size : in1.sym_sizes()) shape.push_back(size);
-  shape[axis + 1] = n;
+  at::Tensor part1 = in1, part2 = in2;
+  std::vector<int64_t> shifted;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const int64_t d = axes[i];
+    shape[d + 1] = fft_shape[i];
+    // Samples at or beyond the FFT length never reach an alias-free output
+    // (see the top of this file), so, like rfftn's own truncation, drop them.
+    part1 = part1.narrow_symint(d, 0, in1.sym_size(d).min(fft_shape[i]));
+    part2 = part2.narrow_symint(d, 0, in2.sym_size(d).min(fft_shape[i]));
+    shifted.push_back(d + 1);
+  }
   at::Tensor buffer = at::zeros_symint(shape, in1.options());
-  // Samples at or beyond n never reach an alias-free output (see the top of
-  // this file), so, like rfft's own truncation, keep only the first n.
-  const c10::SymInt n1 = in1.sym_size(axis).min(n);
-  const c10::SymInt n2 = in2.sym_size(axis).min(n);
-  buffer.select(0, 0).narrow_symint(axis, 0, n1).copy_(in1.narrow_symint(axis, 0, n1));
-  buffer.select(0, 1).narrow_symint(axis, 0, n2).copy_(in2.narrow_symint(axis, 0, n2));
-  const at::Tensor spectra = at::fft_rfft_symint(buffer, n, axis + 1);
-  return at::fft_irfft_symint(spectra.select(0, 0) * spectra.select(0, 1), n,
-                              axis);
+  at::Tensor slot1 = buffer.select(0, 0), slot2 = buffer.select(0, 1);
+  for (const int64_t d : axes) {
+    slot1 = slot1.narrow_symint(d, 0, part1.sym_size(d));
+    slot2 = slot2.narrow_symint(d, 0, part2.sym_size(d));
+  }
+  slot1.copy_(part1);
+  slot2.copy_(part2);
+  const at::Tensor spectra = at::fft_rfftn_symint(buffer, fft_shape, shifted);
+  return at::fft_irfftn_symint(spectra.select(0, 0) * spectra.select(0, 1),
+                               fft_shape, axes);
+}
+
+// Stacking pays for one axis at any length (for several axes, filling the
+// stacked buffer costs more than the second transform call saves).
+bool use_stacked(const at::Tensor& in1, const at::Tensor& in2,
+                 const std::vector<int64_t>& axes) {
+  return axes.size() == 1 && !in1.is_complex() &&
+         same_batch_shape(in1, in2, axes);
 }
 
 at::Tensor fft_conv_kernel(const at::Tensor& in1, const at::Tensor& in2,
@@ -178,8 +200,8 @@ at::Tensor fft_conv_kernel(const at::Tensor& in1, const at::Tensor& in2,
 
   // Cyclic convolution of length fft_shape along the axes.
   at::Tensor cyclic;
-  if (axes.size() == 1 && !in1.is_complex() && same_batch_shape(in1, in2, axes[0])) {
-    cyclic = stacked_rfft_conv(in1, in2, axes[0], fft_shape[0]);
+  if (use_stacked(in1, in2, axes)) {
+    cyclic = stacked_rfft_conv(in1, in2, axes, fft_shape);
   } else if (in1.is_complex()) {
     cyclic = at::fft_ifftn_symint(at::fft_fftn_symint(in1, fft_shape, axes) *
                                       at::fft_fftn_symint(in2, fft_shape, axes),
@@ -222,14 +244,22 @@ at::Tensor fft_conv_kernel(const at::Tensor& in1, const at::Tensor& in2,
 
 }  // namespace
 
+// _fft_conv is the same kernel with no autograd formula. fft_conv's autograd
+// is registered from Python, so every call of fft_conv passes through Python
+// once more; the signal functions call the twin instead when nothing needs a
+// gradient (as torchflip does with _conv).
 TORCH_LIBRARY_FRAGMENT(torchflip, m) {
   m.def(
       "fft_conv(Tensor in1, Tensor in2, int[] axes, SymInt[] start, "
+      "SymInt[] length, SymInt[] fft_shape) -> Tensor");
+  m.def(
+      "_fft_conv(Tensor in1, Tensor in2, int[] axes, SymInt[] start, "
       "SymInt[] length, SymInt[] fft_shape) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(torchflip, CompositeExplicitAutograd, m) {
   m.impl("fft_conv", &fft_conv_kernel);
+  m.impl("_fft_conv", &fft_conv_kernel);
 }
 
 }  // namespace torchflip::detail

@@ -77,11 +77,21 @@ def _valid_conv(x: Tensor, w: Tensor, padding: list[int]) -> Tensor:
     return total.reshape(batch, out0, *total.shape[1:])
 
 
+# The conv op unfolds its input into a (kernel taps x outputs) matrix; past a
+# few megabytes that matrix falls out of cache and must be faulted into fresh
+# memory on every call, which slows direct convolution several-fold (and a
+# large kernel could ask for gigabytes). Outputs are therefore computed in
+# slabs along the first axis whose unfolded input stays below this size.
+UNFOLD_BUDGET_BYTES = 4 << 20
+
+
 def direct_window(in1: Tensor, in2: Tensor, start: Sequence[int],
                   length: Sequence[int]) -> Tensor:
     """``full[start : start + length]`` along every axis of the true convolution
     of ``in1`` and ``in2`` (same ndim >= 1, same precision, each real or
     complex), computed by the conv op."""
+    if use_polyphase(in1, in2, length):
+        return _polyphase_window(in1, in2, start[0], length[0])
     padding, extra, uneven = [], [], False
     for size, m, s, n in zip(in1.shape, in2.shape, start, length):
         before, after = m - 1 - s, s + n - size
@@ -89,6 +99,91 @@ def direct_window(in1: Tensor, in2: Tensor, start: Sequence[int],
         padding.append(common)
         extra = [before - common, after - common] + extra  # F.pad lists the last dim first
         uneven = uneven or before != common or after != common
-    x = torch.nn.functional.pad(in1, extra) if uneven else in1
-    out = _valid_conv(x.unsqueeze(0), in2, padding)
+    taps = in2.numel() * (2 if in1.is_complex() else 1) * (2 if in2.is_complex() else 1)
+    unfolded = _prod(length) * taps * in1.element_size()
+    slabs = min(length[0], -(-unfolded // UNFOLD_BUDGET_BYTES))
+    if slabs <= 1:
+        x = torch.nn.functional.pad(in1, extra) if uneven else in1
+        out = _valid_conv(x.unsqueeze(0), in2, padding)
+        return out.view(out.shape[1:])
+    # Pad the first axis explicitly, then convolve slabs of rows.
+    extra[-2] += padding[0]
+    extra[-1] += padding[0]
+    x = torch.nn.functional.pad(in1, extra).unsqueeze(0)
+    rows, m0 = -(-length[0] // slabs), in2.shape[0]
+    pieces = []
+    for first in range(0, length[0], rows):
+        count = min(rows, length[0] - first)
+        piece = _valid_conv(x.narrow(1, first, count + m0 - 1), in2, [0] + padding[1:])
+        pieces.append(piece)
+    out = torch.cat(pieces, 1)
     return out.view(out.shape[1:])
+
+
+# A single-channel 1-D convolution is a poor fit for the conv op (one
+# multiply-add per unfolded element). Splitting signal and output into P
+# phases, x_p[t] = x[tP + p] and c_q[t] = c[tP + q], turns it into a P-channel
+# convolution with taps W[q, p, m] = w[mP + q - p]:
+#     c_q[t] = sum_p sum_m x_p[t - m] W[q, p, m],
+# a dense matrix product per output block that runs several times faster for
+# kernels of a dozen taps or more, at (M + P) / M times the multiply-adds.
+# Below these sizes its fixed cost (building W, reordering) outweighs the gain.
+POLYPHASE_MIN_TAPS = 16
+POLYPHASE_MIN_MACS = 1_000_000
+
+
+def use_polyphase(in1: Tensor, in2: Tensor, length: Sequence[int]) -> bool:
+    return (in1.dim() == 1 and not in1.is_complex() and not in2.is_complex()
+            and polyphase_applies(in2.shape[0], length[0]))
+
+
+def polyphase_applies(taps: int, outputs: int) -> bool:
+    """Whether a real 1-D direct convolution runs polyphase (see above)."""
+    return taps >= POLYPHASE_MIN_TAPS and taps * outputs >= POLYPHASE_MIN_MACS
+
+
+def polyphase_phases(taps: int) -> int:
+    return min(64, max(8, 1 << (taps - 1).bit_length()))
+
+
+def _polyphase_weight(w: Tensor, phases: int) -> Tensor:
+    taps = w.shape[0]
+    per_phase = -(-(taps + phases - 1) // phases)
+    m = torch.arange(per_phase, device=w.device).view(1, 1, per_phase)
+    q = torch.arange(phases, device=w.device).view(phases, 1, 1)
+    p = torch.arange(phases, device=w.device).view(1, phases, 1)
+    index = m * phases + q - p
+    inside = (index >= 0) & (index < taps)
+    return torch.where(inside, w[index.clamp(0, taps - 1)], w.new_zeros(()))
+
+
+def _polyphase_window(x: Tensor, w: Tensor, start: int, length: int) -> Tensor:
+    """1-D real ``full[start : start + length]`` by the polyphase convolution."""
+    taps, size = w.shape[0], x.shape[0]
+    phases = polyphase_phases(taps)
+    weight = _polyphase_weight(w, phases)
+    per_phase = weight.shape[2]
+    # Causal convolution c[u] = sum_k z[u - k] w[k] of z = x padded so that the
+    # window is c[taps - 1 : taps - 1 + length].
+    z = torch.nn.functional.pad(x, [taps - 1 - start, start + length - size])
+    # Slabs of outputs whose unfolded (P * per_phase x rows) input fits the budget.
+    rows_budget = max(1, UNFOLD_BUDGET_BYTES // (phases * per_phase * x.element_size()))
+    slab = max(phases, min(length, rows_budget * phases) // phases * phases)
+    pieces = []
+    for first in range(0, length, slab):
+        count = min(slab, length - first)
+        chunk = z.narrow(0, first, count + taps - 1)
+        rows = -(-(count + taps - 1) // phases)
+        chunk = torch.nn.functional.pad(chunk, [0, rows * phases - chunk.shape[0]])
+        signal = chunk.view(rows, phases).t().unsqueeze(0)  # (1, P, rows)
+        out = _real_conv(signal, weight, [per_phase - 1]).narrow(2, 0, rows)
+        causal = out[0].t().reshape(rows * phases)
+        pieces.append(causal.narrow(0, taps - 1, count))
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out

@@ -44,6 +44,8 @@ __all__ = ["fftconvolve", "oaconvolve"]
 
 
 def _common(in1: Tensor, in2: Tensor) -> tuple[Tensor, Tensor]:
+    if in1.dtype == in2.dtype:
+        return in1, in2
     dtype = torch.promote_types(in1.dtype, in2.dtype)
     return in1.to(dtype), in2.to(dtype)
 
@@ -56,6 +58,9 @@ def _pad_dim(t: Tensor, dim: int, before: int, after: int) -> Tensor:
 # Overlap-add
 
 
+_BLOCKS: dict[tuple[int, int], Optional[int]] = {}
+
+
 def oa_block_length(n_long: int, m: int) -> Optional[int]:
     """The FFT block length for overlap-add of ``n_long`` samples with a
     kernel of ``m`` samples, or None when a single transform is as good.
@@ -63,20 +68,28 @@ def oa_block_length(n_long: int, m: int) -> Optional[int]:
     Minimises the modelled cost per output sample,
     ``(L log2 L + c) / (L - m + 1)`` over 5-smooth ``L >= 2m - 1`` (``c`` is the
     calibrated per-block overhead), so each block yields at least ``m`` new
-    samples and the overlap fits inside the next block.
+    samples and the overlap fits inside the next block. Blocks stay below
+    ``max(4m, OA_MAX_BLOCK)``: longer transforms leave the cache and cost
+    more per point than ``L log L`` says.
     """
+    key = (n_long, m)
+    if key not in _BLOCKS:
+        _BLOCKS[key] = _block_length(n_long, m)
+    return _BLOCKS[key]
+
+
+def _block_length(n_long: int, m: int) -> Optional[int]:
     if m <= 1 or n_long <= m:
         return None
     overhead = _calibration.OA_BLOCK_OVERHEAD
+    limit = max(4 * m, _calibration.OA_MAX_BLOCK)
     best, best_cost = None, math.inf
     length = next_fast_len(max(2 * m - 1, _calibration.OA_MIN_BLOCK))
-    while length - m + 1 < n_long:
+    while length - m + 1 < n_long and length <= limit:
         cost = (length * math.log2(length) + overhead) / (length - m + 1)
         if cost < best_cost:
             best, best_cost = length, cost
-        if length > 64 * m:
-            break
-        length = next_fast_len(length + 1)
+        length = next_fast_len(length * 9 // 8 + 1)
     return best
 
 

@@ -14,6 +14,7 @@ _extension.load()
 
 from torchflip import nn  # noqa: E402
 from torchflip.convert import convert, revert  # noqa: E402
+from torchflip import signal  # noqa: E402
 
 __version__ = "0.1.0"
 

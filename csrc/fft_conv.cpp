@@ -17,7 +17,9 @@
 // alias-free exactly when i < n and i + n >= n1 + n2 - 1 for all of them, that
 // is n >= hi and n >= (n1 + n2 - 1) - lo. A 'valid' window therefore needs only
 // n >= n1, not the n1 + n2 - 1 of a full convolution. The caller picks n (a
-// fast FFT length); the operator checks the condition.
+// fast FFT length); the operator checks the condition. n may be shorter than
+// an input: samples at index >= n only feed outputs at index >= n, none of
+// which is requested, so the transforms may drop them (rfftn truncates).
 //
 // Registered at CompositeExplicitAutograd, so the same ATen code serves CPU,
 // CUDA and Meta (FakeTensor, torch.compile). Its autograd formula is
@@ -135,6 +137,56 @@ void check_inputs(const at::Tensor& in1, const at::Tensor& in2,
   }
 }
 
+bool same_batch_shape(const at::Tensor& in1, const at::Tensor& in2,
+                      const std::vector<int64_t>& axes) {
+  std::vector<bool> is_axis(in1.dim(), false);
+  for (const int64_t axis : axes) is_axis[axis] = true;
+  for (int64_t d = 0; d < in1.dim(); ++d) {
+    if (!is_axis[d] && in1.sym_size(d) != in2.sym_size(d)) return false;
+  }
+  return true;
+}
+
+// Both inputs padded into one (2, ...) buffer and transformed by a single
+// batched rfftn: MKL transforms a batch of two 1-D signals far faster than two
+// single ones (one descriptor, vectorised across the batch).
+at::Tensor stacked_rfft_conv(const at::Tensor& in1, const at::Tensor& in2,
+                             const std::vector<int64_t>& axes,
+                             c10::SymIntArrayRef fft_shape) {
+  std::vector<c10::SymInt> shape{c10::SymInt(2)};
+  for (const c10::SymInt& size : in1.sym_sizes()) shape.push_back(size);
+  at::Tensor part1 = in1, part2 = in2;
+  std::vector<int64_t> shifted;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const int64_t d = axes[i];
+    shape[d + 1] = fft_shape[i];
+    // Samples at or beyond the FFT length never reach an alias-free output
+    // (see the top of this file), so, like rfftn's own truncation, drop them.
+    part1 = part1.narrow_symint(d, 0, in1.sym_size(d).min(fft_shape[i]));
+    part2 = part2.narrow_symint(d, 0, in2.sym_size(d).min(fft_shape[i]));
+    shifted.push_back(d + 1);
+  }
+  at::Tensor buffer = at::zeros_symint(shape, in1.options());
+  at::Tensor slot1 = buffer.select(0, 0), slot2 = buffer.select(0, 1);
+  for (const int64_t d : axes) {
+    slot1 = slot1.narrow_symint(d, 0, part1.sym_size(d));
+    slot2 = slot2.narrow_symint(d, 0, part2.sym_size(d));
+  }
+  slot1.copy_(part1);
+  slot2.copy_(part2);
+  const at::Tensor spectra = at::fft_rfftn_symint(buffer, fft_shape, shifted);
+  return at::fft_irfftn_symint(spectra.select(0, 0) * spectra.select(0, 1),
+                               fft_shape, axes);
+}
+
+// Stacking pays for one axis at any length (for several axes, filling the
+// stacked buffer costs more than the second transform call saves).
+bool use_stacked(const at::Tensor& in1, const at::Tensor& in2,
+                 const std::vector<int64_t>& axes) {
+  return axes.size() == 1 && !in1.is_complex() &&
+         same_batch_shape(in1, in2, axes);
+}
+
 at::Tensor fft_conv_kernel(const at::Tensor& in1, const at::Tensor& in2,
                            at::IntArrayRef axes_arg,
                            c10::SymIntArrayRef start,
@@ -148,7 +200,9 @@ at::Tensor fft_conv_kernel(const at::Tensor& in1, const at::Tensor& in2,
 
   // Cyclic convolution of length fft_shape along the axes.
   at::Tensor cyclic;
-  if (in1.is_complex()) {
+  if (use_stacked(in1, in2, axes)) {
+    cyclic = stacked_rfft_conv(in1, in2, axes, fft_shape);
+  } else if (in1.is_complex()) {
     cyclic = at::fft_ifftn_symint(at::fft_fftn_symint(in1, fft_shape, axes) *
                                       at::fft_fftn_symint(in2, fft_shape, axes),
                                   fft_shape, axes);
@@ -190,14 +244,22 @@ at::Tensor fft_conv_kernel(const at::Tensor& in1, const at::Tensor& in2,
 
 }  // namespace
 
+// _fft_conv is the same kernel with no autograd formula. fft_conv's autograd
+// is registered from Python, so every call of fft_conv passes through Python
+// once more; the signal functions call the twin instead when nothing needs a
+// gradient (as torchflip does with _conv).
 TORCH_LIBRARY_FRAGMENT(torchflip, m) {
   m.def(
       "fft_conv(Tensor in1, Tensor in2, int[] axes, SymInt[] start, "
+      "SymInt[] length, SymInt[] fft_shape) -> Tensor");
+  m.def(
+      "_fft_conv(Tensor in1, Tensor in2, int[] axes, SymInt[] start, "
       "SymInt[] length, SymInt[] fft_shape) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(torchflip, CompositeExplicitAutograd, m) {
   m.impl("fft_conv", &fft_conv_kernel);
+  m.impl("_fft_conv", &fft_conv_kernel);
 }
 
 }  // namespace torchflip::detail

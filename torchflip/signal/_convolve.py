@@ -45,10 +45,11 @@ def convolve_window(in1: Tensor, in2: Tensor, start: list[int], length: list[int
 def windowed_convolution(in1: Tensor, in2: Tensor, mode: str, method: str) -> Tensor:
     """The convolution of checked, non-empty inputs of one dimensionality
     (at least 1) in ``mode``, swapping them first if 'valid' mode needs it."""
-    if inputs_swap_needed(mode, in1.shape, in2.shape):
-        in1, in2 = in2, in1
+    shape1, shape2 = in1.shape, in2.shape
+    if mode == "valid" and inputs_swap_needed(mode, shape1, shape2):
+        in1, in2, shape1, shape2 = in2, in1, shape2, shape1
     start, length = [], []
-    for n1, n2 in zip(in1.shape, in2.shape):
+    for n1, n2 in zip(shape1, shape2):
         s, n = window(mode, n1, n2)
         start.append(s)
         length.append(n)

@@ -30,21 +30,28 @@ from torchflip import _ops
 
 
 def _real_conv(x: Tensor, w: Tensor, padding: list[int], groups: int = 1) -> Tensor:
-    dims = w.dim() - 2
-    return _ops.conv(x, w, None, [1] * dims, padding, [1] * dims, groups)
+    ones = [1] * (w.dim() - 2)
+    if (not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
+            and not torch.compiler.is_compiling() and not _ops._functorch_path()):
+        # Nothing to differentiate: the twin operator runs the same kernel
+        # without building an autograd node, which matters for small inputs.
+        return torch.ops.torchflip._conv.default(x, w, None, ones, padding, ones, groups)
+    return _ops.conv(x, w, None, ones, padding, ones, groups)
 
 
 def _valid_conv_3d(x: Tensor, w: Tensor, padding: list[int]) -> Tensor:
     """x: (B, *S), w: (*K) with 1 to 3 spatial dims -> (B, *out): the true
     convolution of each batch item, zero-padded by ``padding`` per side."""
-    if not x.is_complex() and not w.is_complex():
-        return _real_conv(x.unsqueeze(1), w[None, None], padding).squeeze(1)
-    if x.is_complex() and w.is_complex():
+    complex_x, complex_w = x.is_complex(), w.is_complex()
+    if not complex_x and not complex_w:
+        out = _real_conv(x.unsqueeze(1), w.view((1, 1) + w.shape), padding)
+        return out.view((out.shape[0],) + out.shape[2:])
+    if complex_x and complex_w:
         # Output channel 0 = re(x)*re(w) - im(x)*im(w); channel 1 = re(x)*im(w) + im(x)*re(w).
         channels = torch.stack([x.real, x.imag], 1)
         weight = torch.stack([torch.stack([w.real, -w.imag]), torch.stack([w.imag, w.real])])
         out = _real_conv(channels, weight, padding)
-    elif x.is_complex():
+    elif complex_x:
         # Each part of x meets the same real kernel: a grouped convolution.
         channels = torch.stack([x.real, x.imag], 1)
         out = _real_conv(channels, torch.stack([w, w]).unsqueeze(1), padding, groups=2)
@@ -70,18 +77,113 @@ def _valid_conv(x: Tensor, w: Tensor, padding: list[int]) -> Tensor:
     return total.reshape(batch, out0, *total.shape[1:])
 
 
+# The conv op unfolds its input into a (kernel taps x outputs) matrix; past a
+# few megabytes that matrix falls out of cache and must be faulted into fresh
+# memory on every call, which slows direct convolution several-fold (and a
+# large kernel could ask for gigabytes). Outputs are therefore computed in
+# slabs along the first axis whose unfolded input stays below this size.
+UNFOLD_BUDGET_BYTES = 4 << 20
+
+
 def direct_window(in1: Tensor, in2: Tensor, start: Sequence[int],
                   length: Sequence[int]) -> Tensor:
     """``full[start : start + length]`` along every axis of the true convolution
     of ``in1`` and ``in2`` (same ndim >= 1, same precision, each real or
     complex), computed by the conv op."""
-    before = [m - 1 - s for m, s in zip(in2.shape, start)]
-    after = [s + n - size for s, n, size in zip(start, length, in1.shape)]
-    padding = [max(0, min(b, a)) for b, a in zip(before, after)]
-    extra = []
-    for b, a, p in zip(reversed(before), reversed(after), reversed(padding)):
-        extra += [b - p, a - p]
-    x = in1
-    if any(extra):
-        x = torch.nn.functional.pad(x, extra)
-    return _valid_conv(x.unsqueeze(0), in2, padding).squeeze(0)
+    if use_polyphase(in1, in2, length):
+        return _polyphase_window(in1, in2, start[0], length[0])
+    padding, extra, uneven = [], [], False
+    for size, m, s, n in zip(in1.shape, in2.shape, start, length):
+        before, after = m - 1 - s, s + n - size
+        common = max(0, min(before, after))
+        padding.append(common)
+        extra = [before - common, after - common] + extra  # F.pad lists the last dim first
+        uneven = uneven or before != common or after != common
+    taps = in2.numel() * (2 if in1.is_complex() else 1) * (2 if in2.is_complex() else 1)
+    unfolded = _prod(length) * taps * in1.element_size()
+    slabs = min(length[0], -(-unfolded // UNFOLD_BUDGET_BYTES))
+    if slabs <= 1:
+        x = torch.nn.functional.pad(in1, extra) if uneven else in1
+        out = _valid_conv(x.unsqueeze(0), in2, padding)
+        return out.view(out.shape[1:])
+    # Pad the first axis explicitly, then convolve slabs of rows.
+    extra[-2] += padding[0]
+    extra[-1] += padding[0]
+    x = torch.nn.functional.pad(in1, extra).unsqueeze(0)
+    rows, m0 = -(-length[0] // slabs), in2.shape[0]
+    pieces = []
+    for first in range(0, length[0], rows):
+        count = min(rows, length[0] - first)
+        piece = _valid_conv(x.narrow(1, first, count + m0 - 1), in2, [0] + padding[1:])
+        pieces.append(piece)
+    out = torch.cat(pieces, 1)
+    return out.view(out.shape[1:])
+
+
+# A single-channel 1-D convolution is a poor fit for the conv op (one
+# multiply-add per unfolded element). Splitting signal and output into P
+# phases, x_p[t] = x[tP + p] and c_q[t] = c[tP + q], turns it into a P-channel
+# convolution with taps W[q, p, m] = w[mP + q - p]:
+#     c_q[t] = sum_p sum_m x_p[t - m] W[q, p, m],
+# a dense matrix product per output block that runs several times faster for
+# kernels of a dozen taps or more, at (M + P) / M times the multiply-adds.
+# Below these sizes its fixed cost (building W, reordering) outweighs the gain.
+POLYPHASE_MIN_TAPS = 16
+POLYPHASE_MIN_MACS = 1_000_000
+
+
+def use_polyphase(in1: Tensor, in2: Tensor, length: Sequence[int]) -> bool:
+    return (in1.dim() == 1 and not in1.is_complex() and not in2.is_complex()
+            and polyphase_applies(in2.shape[0], length[0]))
+
+
+def polyphase_applies(taps: int, outputs: int) -> bool:
+    """Whether a real 1-D direct convolution runs polyphase (see above)."""
+    return taps >= POLYPHASE_MIN_TAPS and taps * outputs >= POLYPHASE_MIN_MACS
+
+
+def polyphase_phases(taps: int) -> int:
+    return min(64, max(8, 1 << (taps - 1).bit_length()))
+
+
+def _polyphase_weight(w: Tensor, phases: int) -> Tensor:
+    taps = w.shape[0]
+    per_phase = -(-(taps + phases - 1) // phases)
+    m = torch.arange(per_phase, device=w.device).view(1, 1, per_phase)
+    q = torch.arange(phases, device=w.device).view(phases, 1, 1)
+    p = torch.arange(phases, device=w.device).view(1, phases, 1)
+    index = m * phases + q - p
+    inside = (index >= 0) & (index < taps)
+    return torch.where(inside, w[index.clamp(0, taps - 1)], w.new_zeros(()))
+
+
+def _polyphase_window(x: Tensor, w: Tensor, start: int, length: int) -> Tensor:
+    """1-D real ``full[start : start + length]`` by the polyphase convolution."""
+    taps, size = w.shape[0], x.shape[0]
+    phases = polyphase_phases(taps)
+    weight = _polyphase_weight(w, phases)
+    per_phase = weight.shape[2]
+    # Causal convolution c[u] = sum_k z[u - k] w[k] of z = x padded so that the
+    # window is c[taps - 1 : taps - 1 + length].
+    z = torch.nn.functional.pad(x, [taps - 1 - start, start + length - size])
+    # Slabs of outputs whose unfolded (P * per_phase x rows) input fits the budget.
+    rows_budget = max(1, UNFOLD_BUDGET_BYTES // (phases * per_phase * x.element_size()))
+    slab = max(phases, min(length, rows_budget * phases) // phases * phases)
+    pieces = []
+    for first in range(0, length, slab):
+        count = min(slab, length - first)
+        chunk = z.narrow(0, first, count + taps - 1)
+        rows = -(-(count + taps - 1) // phases)
+        chunk = torch.nn.functional.pad(chunk, [0, rows * phases - chunk.shape[0]])
+        signal = chunk.view(rows, phases).t().unsqueeze(0)  # (1, P, rows)
+        out = _real_conv(signal, weight, [per_phase - 1]).narrow(2, 0, rows)
+        causal = out[0].t().reshape(rows * phases)
+        pieces.append(causal.narrow(0, taps - 1, count))
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out

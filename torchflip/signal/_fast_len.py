@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import operator
 
+import torch
+
 __all__ = ["next_fast_len"]
 
 
@@ -36,8 +38,23 @@ def next_fast_len(target: int) -> int:
         [8, 12, 100, 1000, 1080]
     """
     target = operator.index(target)
+    known = _KNOWN.get(target)
+    if known is not None:
+        return known
     if target < 1:
         raise ValueError(f"next_fast_len: target must be a positive integer, got {target}")
+    result = _search(target)
+    if not torch.compiler.is_compiling():  # a traced dict write would be guarded on
+        if len(_KNOWN) > 65536:
+            _KNOWN.clear()
+        _KNOWN[target] = result
+    return result
+
+
+_KNOWN: dict[int, int] = {}
+
+
+def _search(target: int) -> int:
     if target <= 6:
         return target
     if target & (target - 1) == 0:

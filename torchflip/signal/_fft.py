@@ -44,6 +44,8 @@ __all__ = ["fftconvolve", "oaconvolve"]
 
 
 def _common(in1: Tensor, in2: Tensor) -> tuple[Tensor, Tensor]:
+    if in1.dtype == in2.dtype:
+        return in1, in2
     dtype = torch.promote_types(in1.dtype, in2.dtype)
     return in1.to(dtype), in2.to(dtype)
 
@@ -56,6 +58,9 @@ def _pad_dim(t: Tensor, dim: int, before: int, after: int) -> Tensor:
 # Overlap-add
 
 
+_BLOCKS: dict[tuple[int, int], Optional[int]] = {}
+
+
 def oa_block_length(n_long: int, m: int) -> Optional[int]:
     """The FFT block length for overlap-add of ``n_long`` samples with a
     kernel of ``m`` samples, or None when a single transform is as good.
@@ -63,20 +68,28 @@ def oa_block_length(n_long: int, m: int) -> Optional[int]:
     Minimises the modelled cost per output sample,
     ``(L log2 L + c) / (L - m + 1)`` over 5-smooth ``L >= 2m - 1`` (``c`` is the
     calibrated per-block overhead), so each block yields at least ``m`` new
-    samples and the overlap fits inside the next block.
+    samples and the overlap fits inside the next block. Blocks stay below
+    ``max(4m, OA_MAX_BLOCK)``: longer transforms leave the cache and cost
+    more per point than ``L log L`` says.
     """
+    key = (n_long, m)
+    if key not in _BLOCKS:
+        _BLOCKS[key] = _block_length(n_long, m)
+    return _BLOCKS[key]
+
+
+def _block_length(n_long: int, m: int) -> Optional[int]:
     if m <= 1 or n_long <= m:
         return None
     overhead = _calibration.OA_BLOCK_OVERHEAD
+    limit = max(4 * m, _calibration.OA_MAX_BLOCK)
     best, best_cost = None, math.inf
     length = next_fast_len(max(2 * m - 1, _calibration.OA_MIN_BLOCK))
-    while length - m + 1 < n_long:
+    while length - m + 1 < n_long and length <= limit:
         cost = (length * math.log2(length) + overhead) / (length - m + 1)
         if cost < best_cost:
             best, best_cost = length, cost
-        if length > 64 * m:
-            break
-        length = next_fast_len(length + 1)
+        length = next_fast_len(length * 9 // 8 + 1)
     return best
 
 
@@ -261,10 +274,12 @@ def fftconvolve(in1, in2, mode: str = "full", axes=None) -> Tensor:
         >>> import torch
         >>> from torchflip.signal import fftconvolve
         >>> x = torch.tensor([1., 2., 3.], dtype=torch.float64)
-        >>> fftconvolve(x, torch.tensor([0., 1., 0.5], dtype=torch.float64))
-        tensor([0.0000, 1.0000, 2.5000, 4.0000, 1.5000], dtype=torch.float64)
-        >>> fftconvolve(x, torch.tensor([1., 1.], dtype=torch.float64), mode="same")
-        tensor([1., 3., 5.], dtype=torch.float64)
+        >>> fftconvolve(x, torch.tensor([1., 0.5], dtype=torch.float64))
+        tensor([1.0000, 2.5000, 4.0000, 1.5000], dtype=torch.float64)
+        >>> fftconvolve(x, torch.tensor([1., 0.5], dtype=torch.float64), mode="same")
+        tensor([1.0000, 2.5000, 4.0000], dtype=torch.float64)
+        >>> fftconvolve(torch.ones(2, 4), torch.ones(1, 2), axes=1).shape  # broadcast over axis 0
+        torch.Size([2, 5])
     """
     op = "fftconvolve"
     early, prepared = _prepare(in1, in2, mode, axes, op, sort_axes=False)
@@ -307,9 +322,10 @@ def oaconvolve(in1, in2, mode: str = "full", axes=None) -> Tensor:
     Example:
         >>> import torch
         >>> from torchflip.signal import oaconvolve
-        >>> x = torch.arange(12, dtype=torch.float64)
-        >>> oaconvolve(x, torch.tensor([1., -1.], dtype=torch.float64), mode="valid")
-        tensor([1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.], dtype=torch.float64)
+        >>> x = torch.arange(1000, dtype=torch.float64)
+        >>> y = oaconvolve(x, torch.tensor([0.5, -0.5], dtype=torch.float64), mode="valid")
+        >>> y.shape, y[:3]
+        (torch.Size([999]), tensor([0.5000, 0.5000, 0.5000], dtype=torch.float64))
     """
     op = "oaconvolve"
     a = as_tensor(in1, "in1", op)

@@ -61,7 +61,11 @@ def _fft_conv(in1: Tensor, in2: Tensor, axes: list[int], start: list[int], lengt
     # the same formulas (as torchflip._ops does for the conv op).
     if functorch_path():
         return FFTConvFunction.apply(in1, in2, axes, start, length, fft_shape)
-    return torch.ops.torchflip.fft_conv(in1, in2, axes, start, length, fft_shape)
+    if (not (torch.is_grad_enabled() and (in1.requires_grad or in2.requires_grad))
+            and not torch.compiler.is_compiling()):
+        # No gradient wanted: the twin operator skips the Python autograd layer.
+        return torch.ops.torchflip._fft_conv.default(in1, in2, axes, start, length, fft_shape)
+    return torch.ops.torchflip.fft_conv.default(in1, in2, axes, start, length, fft_shape)
 
 
 def _setup_context(ctx, inputs, output) -> None:

@@ -51,6 +51,5 @@ def to_precision(tensor: Tensor, dtype: torch.dtype) -> Tensor:
 
     The direct engine convolves real and imaginary parts separately, so a real
     input need not be promoted to complex (which would double its work)."""
-    if tensor.is_complex():
-        return tensor.to(dtype)
-    return tensor.to(REAL_DTYPE[dtype])
+    target = dtype if tensor.is_complex() else REAL_DTYPE[dtype]
+    return tensor if tensor.dtype == target else tensor.to(target)

@@ -1,30 +1,38 @@
 r"""Choosing between the direct, FFT and overlap-add engines.
 
-The cost model predicts the run time of each engine from the sizes alone:
+The cost model predicts the run time of each engine from the sizes alone,
+from three work measures:
 
-* direct (the conv op): ``constant + mac * (window size) * (kernel size) * c``,
-  where every output sample of the window costs one multiply-add per kernel
-  tap and ``c`` is 1 for real inputs, 2 for one complex input, 4 for two;
-* FFT: ``constant + nlogn * 3 P log2 P * c`` for transforms of ``P`` points in
-  all (two forward, one inverse), ``c`` = 1 real, 2 complex;
-* overlap-add: ``constant + nlogn * (2B + 1) L log2 L * c + sample * B L``
-  for ``B`` blocks of ``L`` points (the kernel is transformed once; the
-  sample term covers padding and adding the overlaps).
+* direct (the conv op): ``W`` multiply-adds, one per kernel tap per output
+  sample of the window, times 1 for real inputs, 2 with one complex input,
+  4 with two (complex inputs run as real and imaginary channels); long 1-D
+  real convolutions run polyphase (see :mod:`torchflip.signal._direct`),
+  with a slope of their own;
+* FFT: ``F = 3 P log2 P`` for the three transforms of ``P`` points (two
+  forward, one inverse), and ``P`` for the elementwise passes; doubled for
+  complex transforms;
+* overlap-add with ``B`` blocks of ``L`` points: ``F = (2B + 1) L log2 L``
+  (the kernel is transformed once) and ``P = B L``.
 
-The constants (:mod:`torchflip.signal._calibration`) are least-squares fits
-of measured times on the development machine; ``benchmarks/calibrate_signal.py``
-measures and refits them. ``measure=True`` times the engines instead.
+Seconds are ``constant + slope * work`` per engine, plus, for plain direct
+convolution, a steeper slope once its unfolded input (``W`` elements)
+outgrows the cache. The constants, per dimensionality class (1-D or more)
+and precision, are fitted to measured times on the development machine by
+``benchmarks/calibrate_signal.py`` (:mod:`torchflip.signal._calibration`).
+``measure=True`` times the engines instead.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
+import torch
 from torch import Tensor
 
 from torchflip.signal import _calibration
+from torchflip.signal._direct import polyphase_applies
 from torchflip.signal._fast_len import next_fast_len
 from torchflip.signal._fft import oa_plan
 from torchflip.signal._fft_op import alias_free_length
@@ -47,71 +55,120 @@ def _nlogn(points: int) -> float:
     return points * math.log2(points) if points > 1 else 0.0
 
 
-def predicted_times(shape1: Sequence[int], shape2: Sequence[int], start: Sequence[int],
-                    length: Sequence[int], complex1: bool, complex2: bool) -> dict[str, float]:
-    """Modelled seconds of each engine for the window ``start``/``length`` of
-    the convolution of inputs of ``shape1`` and ``shape2``."""
+def features(shape1: Sequence[int], shape2: Sequence[int], start: Sequence[int],
+             length: Sequence[int], complex1: bool, complex2: bool) -> dict[str, Optional[tuple]]:
+    """Work measures ``(1, main, secondary)`` of each engine (None for
+    overlap-add when it would not split)."""
     direct_factor = (2 if complex1 else 1) * (2 if complex2 else 1)
     fft_factor = 2 if (complex1 or complex2) else 1
-    times = {}
-    macs = _prod(length) * _prod(shape2)
-    times["direct"] = (_calibration.DIRECT["constant"]
-                       + _calibration.DIRECT["mac"] * macs * direct_factor)
-    fft_points = _prod(
+    macs = float(_prod(length) * _prod(shape2) * direct_factor)
+    polyphase = (len(shape1) == 1 and not complex1 and not complex2
+                 and polyphase_applies(shape2[0], length[0]))
+    points = _prod(
         next_fast_len(alias_free_length(n1 + n2 - 1, s, n))
         for n1, n2, s, n in zip(shape1, shape2, start, length))
-    times["fft"] = (_calibration.FFT["constant"]
-                    + _calibration.FFT["nlogn"] * 3 * _nlogn(fft_points) * fft_factor)
+    out = {
+        "direct": (1.0, 0.0 if polyphase else macs, macs if polyphase else 0.0),
+        "fft": (1.0, 3 * _nlogn(points) * fft_factor, float(points * fft_factor)),
+        "oa": None,
+    }
     axes = range(len(shape1))
     plan = oa_plan(shape1, shape2, axes)
     if plan:
-        blocks, points = 1, 1
+        blocks, block_points = 1, 1
         for a in axes:
             if a in plan:
                 which, block = plan[a]
-                n_long = shape1[a] if which == 0 else shape2[a]
-                m = shape2[a] if which == 0 else shape1[a]
+                n_long, m = (shape1[a], shape2[a]) if which == 0 else (shape2[a], shape1[a])
                 blocks *= -(-n_long // (block - m + 1))
-                points *= block
+                block_points *= block
             else:
-                points *= next_fast_len(shape1[a] + shape2[a] - 1)
-        times["oa"] = (_calibration.OA["constant"]
-                       + _calibration.OA["nlogn"] * (2 * blocks + 1) * _nlogn(points) * fft_factor
-                       + _calibration.OA["sample"] * blocks * points * fft_factor)
-    else:
-        times["oa"] = math.inf  # overlap-add would be one plain FFT
+                block_points *= next_fast_len(shape1[a] + shape2[a] - 1)
+        out["oa"] = (1.0, (2 * blocks + 1) * _nlogn(block_points) * fft_factor,
+                     float(blocks * block_points * fft_factor))
+    return out
+
+
+def _constants(ndim: int, double: bool, device_type: str) -> dict:
+    if device_type != "cpu":
+        return _calibration.CUDA
+    return _calibration.CPU[(1 if ndim == 1 else 2, "double" if double else "single")]
+
+
+def predicted_times(shape1: Sequence[int], shape2: Sequence[int], start: Sequence[int],
+                    length: Sequence[int], complex1: bool, complex2: bool, double: bool = True,
+                    device_type: str = "cpu") -> dict[str, float]:
+    """Modelled seconds of each engine for the window ``start``/``length`` of
+    the convolution of inputs of ``shape1`` and ``shape2``."""
+    consts = _constants(len(shape1), double, device_type)
+    feats = features(shape1, shape2, start, length, complex1, complex2)
+    itemsize = 8 if double else 4
+    d = consts["direct"]
+    _, plain, polyphase = feats["direct"]
+    times = {"direct": d["constant"] + d["mac"] * plain + d["polyphase_mac"] * polyphase
+             + d["cliff"] * max(0.0, plain * itemsize - d["cliff_bytes"])}
+    for engine in ("fft", "oa"):
+        if feats[engine] is None:
+            times[engine] = math.inf  # overlap-add would be one plain FFT
+            continue
+        c = consts[engine]
+        _, work, points = feats[engine]
+        times[engine] = c["constant"] + c["nlogn"] * work + c["point"] * points
     return times
 
 
+_CHOICES: dict[tuple, str] = {}
+_DOUBLE = (torch.float64, torch.complex128)
+
+
 def choose_method(in1: Tensor, in2: Tensor, start: Sequence[int], length: Sequence[int]) -> str:
-    """The engine the cost model predicts fastest (inputs already swapped)."""
-    times = predicted_times(in1.shape, in2.shape, start, length, in1.is_complex(),
-                            in2.is_complex())
+    """The engine the cost model predicts fastest (inputs already swapped).
+    Decisions depend on sizes only, so they are cached (not while compiling:
+    the trace then records the decision itself)."""
+    double = in1.dtype in _DOUBLE or in2.dtype in _DOUBLE
+    key = (in1.shape, in2.shape, tuple(start), tuple(length), in1.is_complex(),
+           in2.is_complex(), double, in1.device.type)
+    if torch.compiler.is_compiling():
+        return _choose(*key)
+    method = _CHOICES.get(key)
+    if method is None:
+        if len(_CHOICES) >= 4096:
+            _CHOICES.clear()
+        method = _CHOICES[key] = _choose(*key)
+    return method
+
+
+def _choose(*key) -> str:
+    times = predicted_times(*key)
     return min(METHODS, key=lambda m: times[m])
 
 
-def _time_call(fn) -> float:
+def _time_call(fn, device: torch.device) -> float:
     """Seconds per call: the best of 3 repeats, each long enough (at least
-    ~5 ms) to dwarf timer resolution, as scipy's ``_timeit_fast`` does."""
-    number = 1
-    while True:
+    ~5 ms) to dwarf timer resolution, as scipy's ``_timeit_fast`` does. GPU
+    work is asynchronous, so each repeat waits for the device to finish."""
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def run(number: int) -> float:
+        sync()
         begin = time.perf_counter()
         for _ in range(number):
             fn()
-        elapsed = time.perf_counter() - begin
+        sync()
+        return time.perf_counter() - begin
+
+    number = 1
+    while True:
+        elapsed = run(number)
         if elapsed >= 5e-4 or number >= 10**6:
             break
         number *= 10
     if elapsed > 1.0:
         return elapsed / number
     number *= 10
-    best = math.inf
-    for _ in range(3):
-        begin = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, time.perf_counter() - begin)
-    return best / number
+    return min(run(number) for _ in range(3)) / number
 
 
 def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
@@ -163,7 +220,7 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
     if measure:
         from torchflip.signal._convolve import convolve
 
-        times = {m: _time_call(lambda m=m: convolve(in1, in2, mode=mode, method=m))
+        times = {m: _time_call(lambda m=m: convolve(in1, in2, mode=mode, method=m), in1.device)
                  for m in METHODS}
         return min(METHODS, key=lambda m: times[m]), times
     if in1.dim() == 0 or in1.numel() == 0 or in2.numel() == 0:

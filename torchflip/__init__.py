@@ -16,7 +16,6 @@ from torchflip._decompositions import decompositions  # noqa: E402  (registers A
 from torchflip import nn  # noqa: E402
 from torchflip import signal  # noqa: E402
 from torchflip.convert import convert, revert  # noqa: E402
-from torchflip import signal  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -15,9 +15,11 @@ trap 'rm -rf "$WORK"' EXIT
 git -C "$ROOT" ls-files -z | (cd "$ROOT" && xargs -0 cp --parents -t "$WORK")
 cd "$WORK"
 echo "== building with -fsanitize=address,undefined in $WORK"
-TORCHFLIP_SANITIZE=1 python setup.py build_ext --inplace > build.log 2>&1 || { tail -50 build.log; exit 1; }
+TORCHFLIP_SANITIZE="${TORCHFLIP_SANITIZE:-address,undefined}" python setup.py build_ext --inplace > build.log 2>&1 || { tail -50 build.log; exit 1; }
 
-export LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+# libstdc++ too: ASan's __cxa_throw interceptor must find it at start-up, or the
+# first C++ exception (every validation error) aborts.
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_odr_violation=0:alloc_dealloc_mismatch=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export PYTHONPATH="$WORK"

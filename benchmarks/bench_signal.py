@@ -39,7 +39,7 @@ import scipy.signal  # noqa: E402
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-import torchflip.signal as signal  # noqa: E402
+from torchflip import signal  # noqa: E402
 from torchflip.signal._method import predicted_times  # noqa: E402
 from torchflip.signal._modes import window  # noqa: E402
 

@@ -6,13 +6,14 @@ and fits, per (dimensionality class, precision), the model of
 torchflip/signal/_method.py by non-negative least squares on *relative*
 error (times span six orders of magnitude):
 
-    direct: constant + mac * W + polyphase_mac * W' + cliff * max(0, W * itemsize - cliff_bytes)
+    direct: constant + mac * W + polyphase_mac * W' + polyphase_constant * [polyphase]
+            + cliff * max(0, W * itemsize - cliff_bytes)
     fft:    constant + nlogn * F + point * P
-    oa:     constant + nlogn * F + point * P
+    oa:     constant + nlogn * F + point * P + block * B
 
 (W multiply-adds of a plain direct convolution, W' of a polyphase one; F =
 sum of n log2 n over the transforms; P points touched by elementwise
-passes; see _method.py). ``cliff_bytes`` is chosen by grid
+passes; B overlap-add blocks; see _method.py). ``cliff_bytes`` is chosen by grid
 search: past it, the conv op's unfolded input no longer fits in cache and
 fresh memory must be faulted in, and direct convolution slows several-fold.
 
@@ -25,7 +26,6 @@ Takes a few minutes; uses one core. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -38,14 +38,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.optimize import nnls  # noqa: E402
 
-import torchflip.signal as signal  # noqa: E402
+from torchflip import signal  # noqa: E402
 from torchflip.signal import _calibration  # noqa: E402
 from torchflip.signal._method import features  # noqa: E402
 from torchflip.signal._modes import window  # noqa: E402
 
 GRID = {
-    1: [(n, k) for n in (100, 1_000, 10_000, 100_000, 1_000_000)
-        for k in (2, 5, 12, 30, 80, 200, 600, 2_000, 6_000, 20_000) if k <= n],
+    1: [(n, k) for n in (100, 1_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
+        for k in (2, 5, 12, 30, 48, 80, 200, 600, 2_000, 6_000, 20_000) if k <= n],
     2: [(n, k) for n in (16, 40, 100, 250, 600, 1200)
         for k in (2, 3, 5, 9, 15, 27, 45, 81) if k <= n],
 }
@@ -53,7 +53,7 @@ MODES = ("full", "same", "valid")
 MAX_SECONDS = 0.5  # skip an engine once a call is predicted (or seen) to take longer
 
 
-def per_call(fn, min_seconds=0.005, repeats=3) -> float:
+def per_call(fn, min_seconds=0.005, repeats=5) -> float:
     """Best of `repeats` timings, each looping calls for at least min_seconds
     (the best, not the median: other load on the machine only adds time)."""
     fn()
@@ -84,13 +84,14 @@ def collect(ndim: int, dtype: torch.dtype, quick: bool):
         start, length = zip(*(window(mode, a, b) for a, b in zip(shape1, shape2)))
         x, h = torch.randn(shape1, dtype=dtype), torch.randn(shape2, dtype=dtype)
         feats = features(shape1, shape2, start, length, False, False)
-        for method in rows:
+        for method, samples in rows.items():
             if method == "direct" and feats["direct"][1] + feats["direct"][2] > 4e8:
                 continue  # seconds per call: never the best choice
             if method == "oa" and feats["oa"] is None:
                 continue
-            seconds = per_call(lambda: signal.convolve(x, h, mode, method))
-            rows[method].append((feats[method], seconds))
+            seconds = per_call(lambda x=x, h=h, mode=mode, method=method:
+                               signal.convolve(x, h, mode, method))
+            samples.append((feats[method], seconds))
             if seconds > MAX_SECONDS:
                 print(f"  slow: {method} {shape1} {shape2} {seconds:.2f}s", flush=True)
         print(f"  {ndim}-D {str(dtype)[6:]} {n:>8} x {k:<6} {mode:5} " + " ".join(
@@ -111,14 +112,14 @@ def fit(samples, columns):
 def fit_direct(samples, itemsize):
     best = None
     for cliff_bytes in [2.0 ** p for p in range(16, 30)]:
-        rows = [((1.0, f[1], f[2], max(0.0, f[1] * itemsize - cliff_bytes)), s)
+        rows = [((1.0, f[1], f[2], f[3], max(0.0, f[1] * itemsize - cliff_bytes)), s)
                 for f, s in samples]
-        coef, err = fit(rows, [0, 1, 2, 3])
+        coef, err = fit(rows, [0, 1, 2, 3, 4])
         if best is None or err < best[1]:
             best = (coef, err, cliff_bytes)
     coef, err, cliff_bytes = best
     return {"constant": coef[0], "mac": coef[1], "polyphase_mac": coef[2],
-            "cliff": coef[3], "cliff_bytes": cliff_bytes}, err
+            "polyphase_constant": coef[3], "cliff": coef[4], "cliff_bytes": cliff_bytes}, err
 
 
 def main():
@@ -135,11 +136,11 @@ def main():
             itemsize = torch.empty((), dtype=dtype).element_size()
             direct, err_d = fit_direct(rows["direct"], itemsize)
             fft, err_f = fit([((1.0, f[1], f[2]), s) for f, s in rows["fft"]], [0, 1, 2])
-            oa, err_o = fit([((1.0, f[1], f[2]), s) for f, s in rows["oa"]], [0, 1, 2])
+            oa, err_o = fit([((1.0, f[1], f[2], f[3]), s) for f, s in rows["oa"]], [0, 1, 2, 3])
             constants[(ndim, precision)] = {
                 "direct": direct,
                 "fft": dict(zip(("constant", "nlogn", "point"), fft)),
-                "oa": dict(zip(("constant", "nlogn", "point"), oa)),
+                "oa": dict(zip(("constant", "nlogn", "point", "block"), oa)),
             }
             print(f"{ndim}-D {precision}: rms relative error direct {err_d:.2f}, "
                   f"fft {err_f:.2f}, oa {err_o:.2f}", flush=True)
@@ -165,8 +166,10 @@ def render(constants) -> str:
         "``--write`` to retune for other hardware. Results never depend on these",
         "numbers, only speed does. Seconds per call =",
         "",
-        "* direct: constant + mac * W + polyphase_mac * W' + cliff * max(0, W * itemsize - cliff_bytes)",
-        "* fft, oa: constant + nlogn * F + point * P",
+        "* direct: constant + mac * W + polyphase_mac * W' + polyphase_constant * [polyphase]",
+        "          + cliff * max(0, W * itemsize - cliff_bytes)",
+        "* fft: constant + nlogn * F + point * P",
+        "* oa: constant + nlogn * F + point * P + block * B",
         "",
         "keyed by (1 for 1-D inputs, 2 for more dimensions; precision). CUDA uses",
         "CUDA (uncalibrated defaults: no GPU was available to measure).",
@@ -189,7 +192,7 @@ def render(constants) -> str:
         '    "direct": {"constant": 2e-5, "mac": 2e-12, "polyphase_mac": 2e-12, "cliff": 0.0,',
         '               "cliff_bytes": 1e30},',
         '    "fft": {"constant": 6e-5, "nlogn": 2e-12, "point": 1e-11},',
-        '    "oa": {"constant": 1e-4, "nlogn": 2e-12, "point": 2e-11},',
+        '    "oa": {"constant": 1e-4, "nlogn": 2e-12, "point": 2e-11, "block": 0.0},',
         "}",
         "",
         "# Overlap-add block choice (_fft.oa_block_length): per-block overhead in",
@@ -197,6 +200,10 @@ def render(constants) -> str:
         f"OA_BLOCK_OVERHEAD = {_calibration.OA_BLOCK_OVERHEAD!r}",
         f"OA_MIN_BLOCK = {_calibration.OA_MIN_BLOCK!r}",
         f"OA_MAX_BLOCK = {_calibration.OA_MAX_BLOCK!r}",
+        "",
+        "# In 2 or more dimensions overlap-add is chosen only when predicted at least",
+        "# this much faster (its model is least accurate there: many small transforms).",
+        f"OA_MARGIN_ND = {_calibration.OA_MARGIN_ND!r}",
         "",
     ]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import scipy.fft
 import scipy.signal
 import torch
 
-import torchflip.signal as signal
+from torchflip import signal
 
 NUMPY_OF = {torch.float32: np.float32, torch.float64: np.float64,
             torch.complex64: np.complex64, torch.complex128: np.complex128}
@@ -50,7 +50,7 @@ def run_both(reference, ours):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             expected = reference()
-    except Exception as error:  # scipy's exception type is the specification
+    except Exception as error:  # noqa: BLE001  (scipy's exception type is the specification)
         with pytest.raises(type(error)):
             ours()
         return None, None
@@ -92,8 +92,8 @@ def test_convolve_correlate_match_scipy(name, seed, shape1, shape2, dtype1, dtyp
             if method != "direct" and len(shape1) > 3 and max(a.size, b.size) > 200:
                 continue
             expected, out = run_both(
-                lambda: getattr(scipy.signal, name)(a, b, mode, "direct"),
-                lambda: getattr(signal, name)(ta, tb, mode, method))
+                lambda mode=mode: getattr(scipy.signal, name)(a, b, mode, "direct"),
+                lambda mode=mode, method=method: getattr(signal, name)(ta, tb, mode, method))
             if expected is not None:
                 assert_matches(out, expected, a, b)
 
@@ -134,9 +134,9 @@ def test_fftconvolve_oaconvolve_axes_match_scipy(name, seed, shape1, shape2, axe
     a, b = random_array(rng, shape1, dtype1), random_array(rng, shape2, dtype2)
     for mode in ("full", "same", "valid"):
         expected, out = run_both(
-            lambda: getattr(scipy.signal, name)(a, b, mode=mode, axes=axes),
-            lambda: getattr(signal, name)(torch.from_numpy(a), torch.from_numpy(b),
-                                          mode=mode, axes=axes))
+            lambda mode=mode: getattr(scipy.signal, name)(a, b, mode=mode, axes=axes),
+            lambda mode=mode: getattr(signal, name)(torch.from_numpy(a), torch.from_numpy(b),
+                                                    mode=mode, axes=axes))
         if expected is not None:
             assert_matches(out, expected, a, b)
 
@@ -167,9 +167,10 @@ def test_convolve2d_correlate2d_match_scipy(name, seed, shape1, shape2, dtype1, 
             if complex_result and rng.random() < 0.5:
                 fillvalue = complex(rng.standard_normal(), rng.standard_normal())
             expected, out = run_both(
-                lambda: getattr(scipy.signal, name)(a, b, mode, boundary, fillvalue),
-                lambda: getattr(signal, name)(torch.from_numpy(a), torch.from_numpy(b), mode,
-                                              boundary, fillvalue))
+                lambda mode=mode, boundary=boundary, fillvalue=fillvalue: getattr(
+                    scipy.signal, name)(a, b, mode, boundary, fillvalue),
+                lambda mode=mode, boundary=boundary, fillvalue=fillvalue: getattr(signal, name)(
+                    torch.from_numpy(a), torch.from_numpy(b), mode, boundary, fillvalue))
             if expected is not None:
                 assert_matches(out, expected, a, b)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.library import opcheck
 
-import torchflip.signal as signal
+from torchflip import signal
 from torchflip.signal._fast_len import next_fast_len
 from torchflip.signal._fft_op import alias_free_length
 

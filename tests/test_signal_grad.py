@@ -14,7 +14,7 @@ import torch.func
 from torch.autograd import gradcheck, gradgradcheck
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import torchflip.signal as signal
+from torchflip import signal
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 KINDS = {"real": (False, False), "complex-real": (True, False), "real-complex": (False, True),
@@ -39,7 +39,8 @@ def test_gradcheck_convolve_correlate(name, method, kind, device):
         a, b = leaf(*shape1, complex_=c1, device=device), leaf(*shape2, complex_=c2,
                                                               device=device, seed=1)
         for mode in ("full", "same", "valid"):
-            assert gradcheck(lambda a, b: fn(a, b, mode, method), (a, b), fast_mode=True)
+            assert gradcheck(lambda a, b, mode=mode: fn(a, b, mode, method), (a, b),
+                             fast_mode=True)
 
 
 @pytest.mark.parametrize("method", ["direct", "fft", "oa"])
@@ -47,7 +48,7 @@ def test_gradcheck_full_jacobian(method):
     for c1, c2 in [(False, False), (True, True)]:
         a, b = leaf(9, complex_=c1), leaf(4, complex_=c2, seed=1)
         for mode in ("full", "same", "valid"):
-            assert gradcheck(lambda a, b: signal.convolve(a, b, mode, method), (a, b))
+            assert gradcheck(lambda a, b, mode=mode: signal.convolve(a, b, mode, method), (a, b))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -61,7 +62,8 @@ def test_gradcheck_fft_functions_with_axes_and_broadcasting(name, device):
             a = leaf(*shape1, complex_=c1, device=device)
             b = leaf(*shape2, complex_=c2, device=device, seed=1)
             for mode in ("full", "same", "valid"):
-                assert gradcheck(lambda a, b: fn(a, b, mode, axes), (a, b), fast_mode=True)
+                assert gradcheck(lambda a, b, mode=mode, axes=axes: fn(a, b, mode, axes), (a, b),
+                                 fast_mode=True)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -73,10 +75,11 @@ def test_gradcheck_2d_boundaries(name, device):
             a = leaf(5, 4, complex_=c1, device=device)
             b = leaf(3, 6, complex_=c2, device=device, seed=1)
             for mode in ("full", "same"):
-                assert gradcheck(lambda a, b: fn(a, b, mode, boundary, 0.5), (a, b),
+                assert gradcheck(lambda a, b, mode=mode, boundary=boundary: fn(a, b, mode, boundary, 0.5),
+                                 (a, b),
                                  fast_mode=True)
             b_small = leaf(2, 3, complex_=c2, device=device, seed=1)
-            assert gradcheck(lambda a, b: fn(a, b, "valid", boundary), (a, b_small),
+            assert gradcheck(lambda a, b, boundary=boundary: fn(a, b, "valid", boundary), (a, b_small),
                              fast_mode=True)
 
 
@@ -85,7 +88,7 @@ def test_gradgradcheck(method):
     for c1, c2 in [(False, False), (True, True)]:
         a, b = leaf(70, complex_=c1), leaf(4, complex_=c2, seed=1)
         for mode in ("full", "same", "valid"):
-            assert gradgradcheck(lambda a, b: signal.convolve(a, b, mode, method), (a, b),
+            assert gradgradcheck(lambda a, b, mode=mode: signal.convolve(a, b, mode, method), (a, b),
                                  fast_mode=True)
     a, b = leaf(6, 5), leaf(2, 3, seed=1)
     assert gradgradcheck(lambda a, b: signal.convolve2d(a, b, "same", "wrap"), (a, b),

@@ -31,12 +31,12 @@ from torchflip.signal._fft import fftconvolve, oaconvolve
 from torchflip.signal._method import choose_conv_method
 
 __all__ = [
-    "convolve",
-    "correlate",
-    "fftconvolve",
-    "oaconvolve",
-    "convolve2d",
-    "correlate2d",
     "choose_conv_method",
+    "convolve",
+    "convolve2d",
+    "correlate",
+    "correlate2d",
+    "fftconvolve",
     "next_fast_len",
+    "oaconvolve",
 ]

@@ -5,8 +5,10 @@ float64, 1-D and 2-D grids) on the development machine; rerun it with
 ``--write`` to retune for other hardware. Results never depend on these
 numbers, only speed does. Seconds per call =
 
-* direct: constant + mac * W + polyphase_mac * W' + cliff * max(0, W * itemsize - cliff_bytes)
-* fft, oa: constant + nlogn * F + point * P
+* direct: constant + mac * W + polyphase_mac * W' + polyphase_constant * [polyphase]
+          + cliff * max(0, W * itemsize - cliff_bytes)
+* fft: constant + nlogn * F + point * P
+* oa: constant + nlogn * F + point * P + block * B
 
 keyed by (1 for 1-D inputs, 2 for more dimensions; precision). CUDA uses
 CUDA (uncalibrated defaults: no GPU was available to measure).
@@ -14,24 +16,24 @@ CUDA (uncalibrated defaults: no GPU was available to measure).
 
 CPU = {
     (1, 'double'): {
-        "direct": {"constant": 4.183e-05, "mac": 4.417e-10, "polyphase_mac": 1.546e-10, "cliff": 1.257e-10, "cliff_bytes": 8.389e+06},
-        "fft": {"constant": 6.583e-05, "nlogn": 8.543e-10, "point": 0},
-        "oa": {"constant": 0.0001217, "nlogn": 4.96e-10, "point": 0},
+        "direct": {"constant": 3.485e-05, "mac": 3.936e-10, "polyphase_mac": 1.041e-10, "polyphase_constant": 0.0004267, "cliff": 3.826e-11, "cliff_bytes": 4.194e+06},
+        "fft": {"constant": 3.032e-05, "nlogn": 6.669e-10, "point": 0},
+        "oa": {"constant": 7.701e-05, "nlogn": 3.988e-10, "point": 0, "block": 0},
     },
     (1, 'single'): {
-        "direct": {"constant": 3.578e-05, "mac": 1.985e-10, "polyphase_mac": 6.748e-11, "cliff": 1.112e-10, "cliff_bytes": 1.049e+06},
-        "fft": {"constant": 4.838e-05, "nlogn": 1.995e-10, "point": 1.882e-08},
-        "oa": {"constant": 0.0001081, "nlogn": 2.686e-10, "point": 0},
+        "direct": {"constant": 3.568e-05, "mac": 2.338e-10, "polyphase_mac": 4.407e-11, "polyphase_constant": 0.0004632, "cliff": 1.153e-10, "cliff_bytes": 2.097e+06},
+        "fft": {"constant": 2.971e-05, "nlogn": 4.108e-10, "point": 5.164e-09},
+        "oa": {"constant": 7.864e-05, "nlogn": 2.268e-10, "point": 0, "block": 0},
     },
     (2, 'double'): {
-        "direct": {"constant": 3.673e-05, "mac": 5.031e-10, "polyphase_mac": 0, "cliff": 0, "cliff_bytes": 6.554e+04},
-        "fft": {"constant": 8.207e-05, "nlogn": 3.302e-10, "point": 0},
-        "oa": {"constant": 0.000128, "nlogn": 2.632e-10, "point": 1.22e-08},
+        "direct": {"constant": 3.37e-05, "mac": 4.642e-10, "polyphase_mac": 0, "polyphase_constant": 0, "cliff": 5.169e-12, "cliff_bytes": 1.049e+06},
+        "fft": {"constant": 5.435e-05, "nlogn": 3.188e-10, "point": 0},
+        "oa": {"constant": 0, "nlogn": 5.492e-10, "point": 0, "block": 2.535e-05},
     },
     (2, 'single'): {
-        "direct": {"constant": 3.793e-05, "mac": 4.445e-10, "polyphase_mac": 0, "cliff": 6.41e-12, "cliff_bytes": 4.194e+06},
-        "fft": {"constant": 7.827e-05, "nlogn": 1.16e-10, "point": 6.848e-09},
-        "oa": {"constant": 0.0001761, "nlogn": 2.821e-10, "point": 3.732e-09},
+        "direct": {"constant": 3.692e-05, "mac": 4.058e-10, "polyphase_mac": 0, "polyphase_constant": 0, "cliff": 0, "cliff_bytes": 1.311e+05},
+        "fft": {"constant": 5.706e-05, "nlogn": 1.78e-10, "point": 0},
+        "oa": {"constant": 0, "nlogn": 2.955e-10, "point": 0, "block": 3.382e-05},
     },
 }
 
@@ -41,7 +43,7 @@ CUDA = {
     "direct": {"constant": 2e-5, "mac": 2e-12, "polyphase_mac": 2e-12, "cliff": 0.0,
                "cliff_bytes": 1e30},
     "fft": {"constant": 6e-5, "nlogn": 2e-12, "point": 1e-11},
-    "oa": {"constant": 1e-4, "nlogn": 2e-12, "point": 2e-11},
+    "oa": {"constant": 1e-4, "nlogn": 2e-12, "point": 2e-11, "block": 0.0},
 }
 
 # Overlap-add block choice (_fft.oa_block_length): per-block overhead in
@@ -49,3 +51,7 @@ CUDA = {
 OA_BLOCK_OVERHEAD = 256.0
 OA_MIN_BLOCK = 32
 OA_MAX_BLOCK = 65536
+
+# In 2 or more dimensions overlap-add is chosen only when predicted at least
+# this much faster (its model is least accurate there: many small transforms).
+OA_MARGIN_ND = 0.8

@@ -98,12 +98,15 @@ def convolve(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
         >>> from torchflip.signal import convolve
         >>> x = torch.tensor([1., 2., 3.], dtype=torch.float64)
         >>> h = torch.tensor([0., 1., 0.5], dtype=torch.float64)
-        >>> convolve(x, h)
+        >>> convolve(x, h, method="direct")
         tensor([0.0000, 1.0000, 2.5000, 4.0000, 1.5000], dtype=torch.float64)
-        >>> convolve(x, h, mode="same")
+        >>> convolve(x, h, mode="same", method="direct")
         tensor([1.0000, 2.5000, 4.0000], dtype=torch.float64)
-        >>> convolve(x, torch.tensor([1., 1.], dtype=torch.float64), mode="same")
+        >>> convolve(x, torch.tensor([1., 1.], dtype=torch.float64), mode="same", method="direct")
         tensor([1., 3., 5.], dtype=torch.float64)
+        >>> big = convolve(torch.ones(100_000), torch.ones(500))  # 'auto' picks overlap-add
+        >>> big.shape, round(big[1000].item())
+        (torch.Size([100499]), 500)
     """
     op = "convolve"
     in1 = as_tensor(in1, "in1", op)
@@ -147,9 +150,9 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
         >>> import torch
         >>> from torchflip.signal import correlate
         >>> x = torch.tensor([1., 2., 3.], dtype=torch.float64)
-        >>> correlate(x, torch.tensor([0., 1., 0.5], dtype=torch.float64))
+        >>> correlate(x, torch.tensor([0., 1., 0.5], dtype=torch.float64), method="direct")
         tensor([0.5000, 2.0000, 3.5000, 3.0000, 0.0000], dtype=torch.float64)
-        >>> correlate(torch.tensor([1j, 1.]), torch.tensor([1j]), mode="valid")
+        >>> correlate(torch.tensor([1j, 1.]), torch.tensor([1j]), mode="valid", method="direct")
         tensor([1.+0.j, 0.-1.j])
     """
     op = "correlate"

@@ -17,11 +17,15 @@ and one convolution with a 2-channel kernel forms
 (only one channel), so mixed real/complex costs half of complex/complex.
 Up to 3 dimensions map onto conv1d/2d/3d; more dimensions are a sum over
 the kernel's leading axis of lower-dimensional convolutions.
+
+Two reformulations keep the conv op fast: long real 1-D convolutions run
+polyphase (a P-channel convolution, below), and large outputs are computed
+in slabs so that the conv op's unfolded input stays cache-sized.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -125,9 +129,10 @@ def direct_window(in1: Tensor, in2: Tensor, start: Sequence[int],
 # phases, x_p[t] = x[tP + p] and c_q[t] = c[tP + q], turns it into a P-channel
 # convolution with taps W[q, p, m] = w[mP + q - p]:
 #     c_q[t] = sum_p sum_m x_p[t - m] W[q, p, m],
-# a dense matrix product per output block that runs several times faster for
-# kernels of a dozen taps or more, at (M + P) / M times the multiply-adds.
-# Below these sizes its fixed cost (building W, reordering) outweighs the gain.
+# a dense matrix product per output block. For long signals and kernels of
+# 16 taps or more it runs several times faster, although it does (M + P) / M
+# times the multiply-adds; below the thresholds its fixed cost (building W,
+# reordering the signal) outweighs the gain.
 POLYPHASE_MIN_TAPS = 16
 POLYPHASE_MIN_MACS = 1_000_000
 

@@ -23,7 +23,7 @@ longer than the other.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -58,10 +58,10 @@ def _pad_dim(t: Tensor, dim: int, before: int, after: int) -> Tensor:
 # Overlap-add
 
 
-_BLOCKS: dict[tuple[int, int], Optional[int]] = {}
+_BLOCKS: dict[tuple[int, int], int | None] = {}
 
 
-def oa_block_length(n_long: int, m: int) -> Optional[int]:
+def oa_block_length(n_long: int, m: int) -> int | None:
     """The FFT block length for overlap-add of ``n_long`` samples with a
     kernel of ``m`` samples, or None when a single transform is as good.
 
@@ -78,7 +78,7 @@ def oa_block_length(n_long: int, m: int) -> Optional[int]:
     return _BLOCKS[key]
 
 
-def _block_length(n_long: int, m: int) -> Optional[int]:
+def _block_length(n_long: int, m: int) -> int | None:
     if m <= 1 or n_long <= m:
         return None
     overhead = _calibration.OA_BLOCK_OVERHEAD

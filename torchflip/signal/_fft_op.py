@@ -23,7 +23,7 @@ backward calls the operator itself, double backward works as well.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

@@ -12,11 +12,13 @@ from three work measures:
   forward, one inverse), and ``P`` for the elementwise passes; doubled for
   complex transforms;
 * overlap-add with ``B`` blocks of ``L`` points: ``F = (2B + 1) L log2 L``
-  (the kernel is transformed once) and ``P = B L``.
+  (the kernel is transformed once), ``P = B L``, and ``B`` itself (small
+  blocks cost more than their ``L log L``).
 
 Seconds are ``constant + slope * work`` per engine, plus, for plain direct
 convolution, a steeper slope once its unfolded input (``W`` elements)
-outgrows the cache. The constants, per dimensionality class (1-D or more)
+outgrows the cache, and for polyphase direct convolution a fixed cost of
+its own. The constants, per dimensionality class (1-D or more)
 and precision, are fitted to measured times on the development machine by
 ``benchmarks/calibrate_signal.py`` (:mod:`torchflip.signal._calibration`).
 ``measure=True`` times the engines instead.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -56,7 +58,7 @@ def _nlogn(points: int) -> float:
 
 
 def features(shape1: Sequence[int], shape2: Sequence[int], start: Sequence[int],
-             length: Sequence[int], complex1: bool, complex2: bool) -> dict[str, Optional[tuple]]:
+             length: Sequence[int], complex1: bool, complex2: bool) -> dict[str, tuple | None]:
     """Work measures ``(1, main, secondary)`` of each engine (None for
     overlap-add when it would not split)."""
     direct_factor = (2 if complex1 else 1) * (2 if complex2 else 1)
@@ -68,7 +70,8 @@ def features(shape1: Sequence[int], shape2: Sequence[int], start: Sequence[int],
         next_fast_len(alias_free_length(n1 + n2 - 1, s, n))
         for n1, n2, s, n in zip(shape1, shape2, start, length))
     out = {
-        "direct": (1.0, 0.0 if polyphase else macs, macs if polyphase else 0.0),
+        "direct": (1.0, 0.0 if polyphase else macs, macs if polyphase else 0.0,
+                   1.0 if polyphase else 0.0),
         "fft": (1.0, 3 * _nlogn(points) * fft_factor, float(points * fft_factor)),
         "oa": None,
     }
@@ -85,7 +88,7 @@ def features(shape1: Sequence[int], shape2: Sequence[int], start: Sequence[int],
             else:
                 block_points *= next_fast_len(shape1[a] + shape2[a] - 1)
         out["oa"] = (1.0, (2 * blocks + 1) * _nlogn(block_points) * fft_factor,
-                     float(blocks * block_points * fft_factor))
+                     float(blocks * block_points * fft_factor), float(blocks))
     return out
 
 
@@ -104,16 +107,20 @@ def predicted_times(shape1: Sequence[int], shape2: Sequence[int], start: Sequenc
     feats = features(shape1, shape2, start, length, complex1, complex2)
     itemsize = 8 if double else 4
     d = consts["direct"]
-    _, plain, polyphase = feats["direct"]
+    _, plain, polyphase, uses_polyphase = feats["direct"]
     times = {"direct": d["constant"] + d["mac"] * plain + d["polyphase_mac"] * polyphase
+             + d["polyphase_constant"] * uses_polyphase
              + d["cliff"] * max(0.0, plain * itemsize - d["cliff_bytes"])}
-    for engine in ("fft", "oa"):
-        if feats[engine] is None:
-            times[engine] = math.inf  # overlap-add would be one plain FFT
-            continue
-        c = consts[engine]
-        _, work, points = feats[engine]
-        times[engine] = c["constant"] + c["nlogn"] * work + c["point"] * points
+    c = consts["fft"]
+    _, work, points = feats["fft"]
+    times["fft"] = c["constant"] + c["nlogn"] * work + c["point"] * points
+    if feats["oa"] is None:
+        times["oa"] = math.inf  # overlap-add would be one plain FFT
+    else:
+        c = consts["oa"]
+        _, work, points, blocks = feats["oa"]
+        times["oa"] = (c["constant"] + c["nlogn"] * work + c["point"] * points
+                       + c["block"] * blocks)
     return times
 
 
@@ -140,6 +147,11 @@ def choose_method(in1: Tensor, in2: Tensor, start: Sequence[int], length: Sequen
 
 def _choose(*key) -> str:
     times = predicted_times(*key)
+    # Overlap-add in two or more dimensions runs many small multi-dimensional
+    # transforms, which the model predicts least well; it must promise a
+    # clear gain before it is preferred.
+    if len(key[0]) >= 2:
+        times["oa"] /= _calibration.OA_MARGIN_ND
     return min(METHODS, key=lambda m: times[m])
 
 
@@ -204,7 +216,7 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
     Example:
         >>> import torch
         >>> from torchflip.signal import choose_conv_method
-        >>> choose_conv_method(torch.randn(100), torch.randn(3))
+        >>> choose_conv_method(torch.randn(10_000), torch.randn(3))
         'direct'
         >>> choose_conv_method(torch.randn(2**20), torch.randn(4096))
         'oa'

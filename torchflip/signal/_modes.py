@@ -27,7 +27,7 @@ input contains the other.
 from __future__ import annotations
 
 import operator
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 MODES = ("full", "same", "valid")
 
@@ -39,7 +39,7 @@ def check_mode(mode, op: str) -> None:
 
 
 def inputs_swap_needed(mode: str, shape1: Sequence[int], shape2: Sequence[int],
-                       axes: Optional[Sequence[int]] = None) -> bool:
+                       axes: Sequence[int] | None = None) -> bool:
     """True when, in 'valid' mode, ``in2`` is the larger input and must become
     ``in1``; ValueError when neither input is at least as large as the other
     in every axis."""

@@ -12,7 +12,7 @@ from torchflip import _extension
 
 _extension.load()
 
-from torchflip._decompositions import decompositions  # noqa: E402  (registers ATen lowerings)
+from torchflip._decompositions import decompositions  # noqa: E402
 from torchflip import nn  # noqa: E402
 from torchflip import signal  # noqa: E402
 from torchflip.convert import convert, revert  # noqa: E402

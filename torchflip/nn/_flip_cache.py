@@ -148,3 +148,23 @@ def set_flip_cache_enabled(enabled: bool) -> None:
 
 def flip_cache_enabled() -> bool:
     return _enabled
+
+
+class FlipCacheMixin:
+    """What every torchflip layer shares about its flip cache and its name."""
+
+    _flip_cache: FlippedWeightCache
+
+    def clear_flip_cache(self) -> None:
+        """Drops the cached flipped weight (needed only after edits through
+        ``.data``; see torchflip.nn.set_flip_cache_enabled)."""
+        self._flip_cache.clear()
+
+    def _replicate_for_data_parallel(self):
+        # Replicas hold their own weights, so they get their own caches.
+        replica = super()._replicate_for_data_parallel()
+        replica._flip_cache = FlippedWeightCache()
+        return replica
+
+    def _get_name(self) -> str:
+        return f"torchflip.nn.{type(self).__name__}"

@@ -26,12 +26,12 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torchflip.nn._arguments import check_layer_sizes
 from torchflip.nn._conversion import copy_convolution
 from torchflip.nn._fft_conv import check_method, choose_method
-from torchflip.nn._flip_cache import FlippedWeightCache
+from torchflip.nn._flip_cache import FlipCacheMixin, FlippedWeightCache
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d"]
 
 
-class _TrueConvNd(_ConvNd):
+class _TrueConvNd(FlipCacheMixin, _ConvNd):
     _dims: int
     _torch_cls: type[nn.Module]
 
@@ -89,20 +89,6 @@ class _TrueConvNd(_ConvNd):
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, self.weight, self.bias)
-
-    def clear_flip_cache(self) -> None:
-        """Drops the cached flipped weight (needed only after edits through
-        ``.data``; see torchflip.nn.set_flip_cache_enabled)."""
-        self._flip_cache.clear()
-
-    def _replicate_for_data_parallel(self):
-        # Replicas hold their own weights, so they get their own caches.
-        replica = super()._replicate_for_data_parallel()
-        replica._flip_cache = FlippedWeightCache()
-        return replica
-
-    def _get_name(self) -> str:
-        return f"torchflip.nn.{type(self).__name__}"
 
     def __prepare_scriptable__(self):
         from torchflip.nn._scriptable import ScriptableConv

@@ -15,12 +15,12 @@ from torch.nn.modules.lazy import LazyModuleMixin
 
 from torchflip.nn._arguments import check_layer_sizes
 from torchflip.nn._conversion import copy_convolution
-from torchflip.nn._flip_cache import FlippedWeightCache
+from torchflip.nn._flip_cache import FlipCacheMixin, FlippedWeightCache
 
 __all__ = ["ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
 
-class _TrueConvTransposeNd(_ConvTransposeNd):
+class _TrueConvTransposeNd(FlipCacheMixin, _ConvTransposeNd):
     _dims: int
     _torch_cls: type[nn.Module]
 
@@ -60,20 +60,6 @@ class _TrueConvTransposeNd(_ConvTransposeNd):
         conv = (TF.conv_transpose1d, TF.conv_transpose2d, TF.conv_transpose3d)[self._dims - 1]
         return conv(input, self.weight, self.bias, self.stride, self.padding, output_padding,
                     self.groups, self.dilation)
-
-    def clear_flip_cache(self) -> None:
-        """Drops the cached flipped weight (needed only after edits through
-        ``.data``; see torchflip.nn.set_flip_cache_enabled)."""
-        self._flip_cache.clear()
-
-    def _replicate_for_data_parallel(self):
-        # Replicas hold their own weights, so they get their own caches.
-        replica = super()._replicate_for_data_parallel()
-        replica._flip_cache = FlippedWeightCache()
-        return replica
-
-    def _get_name(self) -> str:
-        return f"torchflip.nn.{type(self).__name__}"
 
     def __prepare_scriptable__(self):
         from torchflip.nn._scriptable import ScriptableConvTranspose

@@ -25,7 +25,14 @@
 // CUDA and Meta (FakeTensor, torch.compile). Its autograd formula is
 // registered from Python (torchflip/signal/_fft_op.py); the gradients are
 // fft_conv windows again, so every derivative stays on the FFT path.
-#include <ATen/ATen.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/constant_pad_nd.h>
+#include <ATen/ops/fft_fftn.h>
+#include <ATen/ops/fft_ifftn.h>
+#include <ATen/ops/fft_irfftn.h>
+#include <ATen/ops/fft_rfftn.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <sstream>

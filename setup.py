@@ -4,7 +4,7 @@ Built with torch.utils.cpp_extension against the torch that is already
 installed, so install with ``pip install --no-build-isolation .``.
 """
 
-import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -16,20 +16,28 @@ CSRC = ROOT / "csrc"
 GENERATED = ROOT / "build" / "generated"
 
 
+def _load_extension_helpers():
+    """torchflip/_extension.py, loaded as a file: importing the package
+    itself would try to load the library being built. Its source list and
+    hash are the ones ``import torchflip`` checks the build against."""
+    spec = importlib.util.spec_from_file_location(
+        "_torchflip_extension", ROOT / "torchflip" / "_extension.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_helpers = _load_extension_helpers()
+
+
 def source_files():
-    return sorted(
-        p for p in CSRC.rglob("*") if p.suffix in {".cpp", ".h"} and p.is_file()
-    )
+    return _helpers.source_files(ROOT)
 
 
 def source_hash():
     """Hash of every C++ source, compiled into the library so that
     ``import torchflip`` can tell a stale build from a current one."""
-    digest = hashlib.sha256()
-    for path in source_files():
-        digest.update(path.relative_to(ROOT).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return _helpers.source_hash(ROOT)
 
 
 def write_build_info():

@@ -19,11 +19,17 @@ _BUILD_HINT = (
 )
 
 
-def _source_hash(root: Path) -> str:
-    # Must match setup.py's source_hash().
+def source_files(root: Path) -> list[Path]:
+    """The C++ sources under ``root/csrc`` (setup.py builds these)."""
+    return sorted(p for p in (root / "csrc").rglob("*")
+                  if p.suffix in {".cpp", ".h"} and p.is_file())
+
+
+def source_hash(root: Path) -> str:
+    """Hash of the C++ sources' paths and contents. setup.py compiles it into
+    the library; in a source checkout, load() compares it with the sources."""
     digest = hashlib.sha256()
-    paths = sorted(p for p in (root / "csrc").rglob("*") if p.suffix in {".cpp", ".h"})
-    for path in paths:
+    for path in source_files(root):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -48,7 +54,7 @@ def load() -> None:
     # library was built from with the sources on disk.
     root = Path(__file__).resolve().parent.parent
     if (root / "csrc").is_dir() and (root / "setup.py").is_file():
-        if _source_hash(root) != _C.source_hash:
+        if source_hash(root) != _C.source_hash:
             raise ImportError(
                 "torchflip._C is stale: the C++ sources in "
                 f"{root / 'csrc'} changed since it was built.\n" + _BUILD_HINT

@@ -77,12 +77,8 @@ ConvParams check_conv_args(const char* op, const at::Tensor& input,
 
   const auto dtype = input.scalar_type();
   // Real dtypes go to ATen, which accepts or rejects them exactly as it does
-  // for torch.nn (integers run on CPU, bool is rejected). Complex tensors,
-  // which torch.nn splits into real convolutions, are not supported yet.
-  TORCH_CHECK_TYPE(!at::isComplexType(dtype), op,
-                   ": complex 'input' is not supported yet (got ", dtype,
-                   "); use a real dtype, or torchflip.signal for complex "
-                   "convolution");
+  // for torch.nn (integers run on CPU, bool is rejected). Complex tensors are
+  // split into real convolutions, as torch.nn splits them.
   TORCH_CHECK_TYPE(dtype != at::kBool, op,
                    ": expected a numeric 'input' (floating-point or integer), "
                    "but got ", dtype);

@@ -74,13 +74,7 @@ def assert_same_behaviour(p: Problem, kind: str) -> None:
 @pytest.mark.parametrize("dtype", ODD_DTYPES, ids=str)
 @pytest.mark.parametrize("family,kind", ENTRIES)
 @pytest.mark.parametrize("dims", [1, 2])
-def test_dtypes_behave_as_torch(dims, family, kind, dtype, request):
-    if dtype in (torch.complex64, torch.complex128):
-        # Known gap: torch.nn.functional splits complex convolutions into real
-        # ones; torchflip's operators reject complex tensors with a clear
-        # TypeError. Strict, so the marker goes as soon as the gap closes.
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="complex layers are not supported yet (torch.nn accepts them)"))
+def test_dtypes_behave_as_torch(dims, family, kind, dtype):
     p = _with_dtype(base_problem(family == "transposed", dims), dtype)
     assert_same_behaviour(p, kind)
 

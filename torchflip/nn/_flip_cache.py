@@ -95,6 +95,10 @@ class FlippedWeightCache:
         torch.func and forward-mode AD keep their autograd path)."""
         if not _enabled:
             return False
+        if weight.dtype == torch.complex32:
+            # ATen has no flip or comparison kernels for complex32; the
+            # operator splits it into real parts instead.
+            return False
         if torch.is_grad_enabled() and weight.requires_grad:
             return False
         if torch.jit.is_tracing() or torch.compiler.is_compiling():

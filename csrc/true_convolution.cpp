@@ -11,15 +11,15 @@
 namespace torchflip::detail {
 namespace {
 
-// The weight reversed along its spatial dimensions. A dimension of size 1 is
-// its own reversal, so it is skipped; a 1x1 kernel is then used as it is, and
-// pointwise convolutions cost exactly what torch's do.
-at::Tensor flip_spatial(const at::Tensor& weight) {
+// Spatial dimensions of the weight that a flip actually reverses. A dimension
+// of size 1 is its own reversal, so it is skipped; a 1x1 kernel is then used
+// as it is, and pointwise convolutions cost exactly what torch's do.
+std::vector<int64_t> flipped_dims(const at::Tensor& weight) {
   std::vector<int64_t> dims;
   for (int64_t d = 2; d < weight.dim(); ++d) {
     if (weight.sym_size(d) != 1) dims.push_back(d);
   }
-  return dims.empty() ? weight : weight.flip(dims);
+  return dims;
 }
 
 // The real and imaginary parts of a complex tensor, as real tensors. A
@@ -44,12 +44,103 @@ at::Tensor complex_bilinear(const RealBilinear& f, const at::Tensor& ar,
   return at::complex(rr.sub(ii), mixed.sub(rr).sub_(ii));
 }
 
+// Which operand a real convolution reverses. A true convolution is the
+// cross-correlation with the reversed weight, but for a convolution that
+// reaches exactly to the end of its padded input, it is equally the reversed
+// cross-correlation of the reversed input with the weight as it is:
+//   y = R(corr(R(x), w))                           (forward)
+//   grad_input = R(corr_input_grad(R(g), w))      (backward)
+// where R reverses the spatial dimensions the weight would have had reversed
+// (those of size > 1 in the kernel) and padding, stride and dilation stay the
+// same. Proof in 1-D, for a padded input x_p of length L_p, O outputs and
+// L_p = s (O - 1) + d (K - 1) + 1: substituting k -> K - 1 - k,
+//   y[i] = sum_k x_p[s i + d k] w[K-1-k] = sum_k x_p[L_p - 1 - s (O-1-i) - d k] w[k]
+//        = corr(R(x_p), w)[O - 1 - i],
+// and R(x_p) is R(x) padded as x is. Reversing the activations costs
+// O(|x| + |y|) instead of O(|w|), both in time and in transient memory, so
+// weight-heavy layers (many channels, small maps) reverse the activations.
+// Reaching the end (E = L_p) always holds at stride 1; at larger strides the
+// weight is reversed whenever the last (L_p - E) inputs are unused.
+struct FlipPlan {
+  std::vector<int64_t> dims;  // the spatial dimensions that are reversed
+  bool activations = false;   // reverse x and g (true) or the weight (false)
+};
+
+FlipPlan plan_flip(const at::Tensor& input, const at::Tensor& weight,
+                   const c10::SymInt& output_numel, const ConvParams& p) {
+  FlipPlan plan{flipped_dims(weight), false};
+  if (plan.dims.empty() || p.transposed) return plan;
+  const auto w = weight.sym_numel().maybe_as_int();
+  const auto x = input.sym_numel().maybe_as_int();
+  const auto y = output_numel.maybe_as_int();
+  // Symbolic sizes (FakeTensor) give the same shapes either way.
+  if (!w || !x || !y || *w <= *x + *y) return plan;
+  for (const int64_t d : plan.dims) {
+    const auto i = static_cast<size_t>(d - 2);
+    const auto size = input.sym_size(d).maybe_as_int();
+    const auto kernel = weight.sym_size(d).maybe_as_int();
+    const auto stride = p.stride[i].maybe_as_int();
+    const auto padding = p.padding[i].maybe_as_int();
+    const auto dilation = p.dilation[i].maybe_as_int();
+    if (!size || !kernel || !stride || !padding || !dilation) return plan;
+    const int64_t span = *size + 2 * *padding - *dilation * (*kernel - 1) - 1;
+    if (span < 0 || span % *stride != 0) return plan;
+  }
+  plan.activations = true;
+  return plan;
+}
+
+c10::SymInt output_numel(const at::Tensor& input, const at::Tensor& weight,
+                         const ConvParams& p) {
+  c10::SymInt numel = input.sym_size(0) * weight.sym_size(0);
+  for (int64_t d = 2; d < input.dim(); ++d) {
+    const auto i = static_cast<size_t>(d - 2);
+    numel *= (input.sym_size(d) + 2 * p.padding[i] -
+              p.dilation[i] * (weight.sym_size(d) - 1) - 1) /
+                 p.stride[i] +
+             1;
+  }
+  return numel;
+}
+
 at::Tensor real_convolution(const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias,
                             const ConvParams& p) {
-  return at::convolution_symint(input, flip_spatial(weight), bias, p.stride,
-                                p.padding, p.dilation, p.transposed,
-                                p.output_padding, p.groups);
+  const auto convolve = [&](const at::Tensor& x, const at::Tensor& w) {
+    return at::convolution_symint(x, w, bias, p.stride, p.padding, p.dilation,
+                                  p.transposed, p.output_padding, p.groups);
+  };
+  const FlipPlan plan =
+      plan_flip(input, weight,
+                p.transposed ? c10::SymInt(0) : output_numel(input, weight, p),
+                p);
+  if (plan.dims.empty()) return convolve(input, weight);
+  if (plan.activations) {
+    return convolve(input.flip(plan.dims), weight).flip(plan.dims);
+  }
+  return convolve(input, weight.flip(plan.dims));
+}
+
+// Reverses grad_weight along `dims` in place, a block of output channels at a
+// time. ATen has no in-place flip, and an out-of-place one would hold a
+// second weight-sized tensor at the end of the backward pass; block by
+// block, the extra memory is a sixteenth of the weight. (Symbolic shapes, as
+// under FakeTensor, and unusual layouts take the plain flip.)
+at::Tensor flip_in_blocks(at::Tensor grad_weight,
+                          const std::vector<int64_t>& dims) {
+  constexpr int64_t kBlocks = 16;
+  constexpr int64_t kSmall = 1 << 14;  // elements; below this a copy is cheap
+  const auto numel = grad_weight.sym_numel().maybe_as_int();
+  const auto rows = grad_weight.sym_size(0).maybe_as_int();
+  if (!numel || !rows || *numel < kSmall || *rows < 2 ||
+      !grad_weight.is_non_overlapping_and_dense()) {
+    return grad_weight.flip(dims);
+  }
+  const int64_t block = (*rows + kBlocks - 1) / kBlocks;
+  for (auto& rows_block : grad_weight.split(block, 0)) {
+    rows_block.copy_(rows_block.flip(dims));
+  }
+  return grad_weight;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
@@ -61,20 +152,48 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
     bias_sizes = c10::SymDimVector{p.transposed ? weight.sym_size(1) * p.groups
                                                 : weight.sym_size(0)};
   }
-  auto [grad_input, grad_weight, grad_bias] =
-      at::convolution_backward_symint(
-          grad_output, input, flip_spatial(weight),
-          bias_sizes ? at::OptionalSymIntArrayRef(*bias_sizes) : std::nullopt,
-          p.stride, p.padding, p.dilation, p.transposed, p.output_padding,
-          p.groups, output_mask);
-  // Some ATen backends compute a gradient nobody asked for (CPU returns
-  // grad_weight whenever grad_bias is requested); the mask is the contract.
-  if (!output_mask[0]) grad_input = at::Tensor();
-  if (!output_mask[1]) grad_weight = at::Tensor();
-  if (!output_mask[2]) grad_bias = at::Tensor();
-  // ATen returns the gradient of the flipped weight it was given; flipping it
-  // back gives the gradient of the weight the caller holds.
-  if (grad_weight.defined()) grad_weight = flip_spatial(grad_weight);
+  const auto backward = [&](const at::Tensor& g, const at::Tensor& x,
+                            const at::Tensor& w, std::array<bool, 3> mask) {
+    auto grads = at::convolution_backward_symint(
+        g, x, w, mask[2] ? at::OptionalSymIntArrayRef(*bias_sizes) : std::nullopt,
+        p.stride, p.padding, p.dilation, p.transposed, p.output_padding,
+        p.groups, mask);
+    // Some ATen backends compute a gradient nobody asked for (CPU returns
+    // grad_weight whenever grad_bias is requested); the mask is the contract.
+    if (!mask[0]) std::get<0>(grads) = at::Tensor();
+    if (!mask[1]) std::get<1>(grads) = at::Tensor();
+    if (!mask[2]) std::get<2>(grads) = at::Tensor();
+    return grads;
+  };
+  const FlipPlan plan =
+      plan_flip(input, weight, grad_output.sym_numel(), p);
+  if (plan.dims.empty()) {
+    return backward(grad_output, input, weight, output_mask);
+  }
+  // grad_input first, with whichever operand the plan reverses; what it
+  // reversed is freed before grad_weight exists.
+  at::Tensor grad_input, grad_weight, grad_bias;
+  if (output_mask[0] && plan.activations) {
+    grad_input = std::get<0>(backward(grad_output.flip(plan.dims), input,
+                                      weight, {true, false, false}))
+                     .flip(plan.dims);
+  } else if (output_mask[0]) {
+    grad_input = std::get<0>(backward(grad_output, input,
+                                      weight.flip(plan.dims),
+                                      {true, false, false}));
+  }
+  // grad_weight is the gradient of the reversed weight, reversed back, in
+  // place: the activation identity would reverse both x and g instead, and
+  // hold them at the peak of the backward pass, where torch.nn holds only
+  // grad_weight. The call reads only the weight's shape, so it gets the
+  // weight as it is.
+  if (output_mask[1] || output_mask[2]) {
+    std::tie(std::ignore, grad_weight, grad_bias) = backward(
+        grad_output, input, weight, {false, output_mask[1], output_mask[2]});
+  }
+  if (grad_weight.defined()) {
+    grad_weight = flip_in_blocks(std::move(grad_weight), plan.dims);
+  }
   return {grad_input, grad_weight, grad_bias};
 }
 

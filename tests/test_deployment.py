@@ -7,20 +7,14 @@ torchflip model."""
 
 import copy
 import io
-import os
 import pickle
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
 import torchflip
 import torchflip.nn as tnn
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.deployment import ci_env, export_onnx, run_fresh_process  # noqa: F401 (fixture)
 
 
 def _model() -> torch.nn.Module:
@@ -35,15 +29,6 @@ def _model() -> torch.nn.Module:
 
 def _torch_reference(model: torch.nn.Module) -> torch.nn.Module:
     return torchflip.revert(model)
-
-
-def _run_fresh_process(code: str) -> str:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                            text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
 
 
 def test_reference_model_is_independent():
@@ -69,7 +54,7 @@ def test_export_dynamic_batch_save_load_in_fresh_process(tmp_path):
     torch.export.save(program, path)
     x7 = torch.randn(7, 3, 16, 16)
     torch.save({"x": x7, "y": model(x7)}, tmp_path / "io.pt")
-    out = _run_fresh_process(f"""
+    out = run_fresh_process(f"""
         import torch, torchflip
         program = torch.export.load({str(path)!r})
         data = torch.load({str(tmp_path / 'io.pt')!r})
@@ -87,15 +72,6 @@ def test_export_decomposes_to_core_aten():
     targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
     assert not any(t.startswith("torchflip.") for t in targets), targets
     torch.testing.assert_close(program.module()(x), model(x), rtol=1e-5, atol=1e-5)
-
-
-@pytest.fixture(params=["", "true"], ids=["no-CI-env", "CI-env"])
-def ci_env(request, monkeypatch):
-    """Inductor is stricter about fallbacks when CI is set: both must work."""
-    if request.param:
-        monkeypatch.setenv("CI", request.param)
-    else:
-        monkeypatch.delenv("CI", raising=False)
 
 
 def test_aot_inductor(tmp_path, ci_env):
@@ -124,7 +100,7 @@ def test_torchscript_script_save_load_in_fresh_process(tmp_path):
     path = tmp_path / "scripted.pt"
     scripted.save(str(path))
     torch.save({"x": x, "y": model(x)}, tmp_path / "io.pt")
-    out = _run_fresh_process(f"""
+    out = run_fresh_process(f"""
         import torch, torchflip
         model = torch.jit.load({str(path)!r})
         data = torch.load({str(tmp_path / 'io.pt')!r})
@@ -154,23 +130,12 @@ def test_torchscript_trace():
 
 
 def test_onnx_standard_graph_runs_in_onnxruntime(tmp_path):
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     model = _model()
     x = torch.randn(2, 3, 16, 16)
     batch = torch.export.Dim("batch", min=1, max=64)
-    table = torch.export.default_decompositions()
-    table.update(torchflip.decompositions())
     exported = torch.export.export(model, (x,), dynamic_shapes={"input": {0: batch}})
-    program = torch.onnx.export(exported.run_decompositions(table), dynamo=True)
-    path = tmp_path / "model.onnx"
-    program.save(str(path))
-    graph = onnx.load(str(path)).graph
-    domains = {n.domain for n in graph.node}
-    assert domains <= {"", "ai.onnx"}, f"custom ONNX domains used: {domains}"
-    assert {"Conv", "ConvTranspose"} <= {n.op_type for n in graph.node}
-    session = ort.InferenceSession(str(path))
+    session, op_types = export_onnx(exported, tmp_path / "model.onnx")
+    assert {"Conv", "ConvTranspose"} <= op_types
     x5 = torch.randn(5, 3, 16, 16)
     out = session.run(None, {session.get_inputs()[0].name: x5.numpy()})[0]
     torch.testing.assert_close(torch.from_numpy(out), model(x5).detach(), rtol=1e-4, atol=1e-5)

@@ -36,7 +36,8 @@ from torchflip import _ops
 def _real_conv(x: Tensor, w: Tensor, padding: list[int], groups: int = 1) -> Tensor:
     ones = [1] * (w.dim() - 2)
     if (not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
-            and not torch.compiler.is_compiling() and not _ops.functorch_path()):
+            and not torch.compiler.is_compiling() and not _ops.functorch_path()
+            and not torch.jit.is_tracing()):  # a trace must not depend on the grad mode
         # Nothing to differentiate: the twin operator runs the same kernel
         # without building an autograd node, which matters for small inputs.
         return torch.ops.torchflip._conv.default(x, w, None, ones, padding, ones, groups)

@@ -61,6 +61,13 @@ def _fft_conv(in1: Tensor, in2: Tensor, axes: list[int], start: list[int], lengt
     # the same formulas (as torchflip._ops does for the conv op).
     if functorch_path():
         return FFTConvFunction.apply(in1, in2, axes, start, length, fft_shape)
+    if torch.jit.is_tracing():
+        # Traced sizes are 0-dim tensors, which the tracer cannot record in an
+        # operator's int lists, so the trace keeps their values (it is specific
+        # to the traced shapes). Always the autograd op: the graph must not
+        # depend on the grad mode at tracing time (check_trace runs no_grad).
+        lists = ([int(v) for v in values] for values in (axes, start, length, fft_shape))
+        return torch.ops.torchflip.fft_conv.default(in1, in2, *lists)
     if (not (torch.is_grad_enabled() and (in1.requires_grad or in2.requires_grad))
             and not torch.compiler.is_compiling()):
         # No gradient wanted: the twin operator skips the Python autograd layer.

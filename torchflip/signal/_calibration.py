@@ -17,11 +17,13 @@ CUDA (uncalibrated defaults: no GPU was available to measure).
 CPU = {
     (1, 'double'): {
         "direct": {"constant": 3.485e-05, "mac": 3.936e-10, "polyphase_mac": 1.041e-10, "polyphase_constant": 0.0004267, "cliff": 3.826e-11, "cliff_bytes": 4.194e+06},
+        "fir": {"constant": 8e-06, "mac": 1.5e-10},
         "fft": {"constant": 3.032e-05, "nlogn": 6.669e-10, "point": 0},
         "oa": {"constant": 7.701e-05, "nlogn": 3.988e-10, "point": 0, "block": 0},
     },
     (1, 'single'): {
         "direct": {"constant": 3.568e-05, "mac": 2.338e-10, "polyphase_mac": 4.407e-11, "polyphase_constant": 0.0004632, "cliff": 1.153e-10, "cliff_bytes": 2.097e+06},
+        "fir": {"constant": 8e-06, "mac": 8e-11},
         "fft": {"constant": 2.971e-05, "nlogn": 4.108e-10, "point": 5.164e-09},
         "oa": {"constant": 7.864e-05, "nlogn": 2.268e-10, "point": 0, "block": 0},
     },

@@ -3,13 +3,15 @@ cross-correlation with scipy.signal's semantics and a choice of engine."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from torchflip.signal._direct import direct_window
+from torchflip import _ops
+from torchflip.signal._direct import direct_window, fir_window
 from torchflip.signal._fft import fft_engine, oa_engine
 from torchflip.signal._inputs import as_tensor, result_dtype, to_precision
 from torchflip.signal._method import METHODS, choose_method
-from torchflip.signal._modes import check_mode, inputs_swap_needed, window
+from torchflip.signal._modes import MODES, check_mode, inputs_swap_needed, window
 
 __all__ = ["convolve", "correlate"]
 
@@ -54,6 +56,63 @@ def windowed_convolution(in1: Tensor, in2: Tensor, mode: str, method: str) -> Te
         start.append(s)
         length.append(n)
     return convolve_window(in1, in2, start, length, method)
+
+
+# The common call, two 1-D real tensors of one floating dtype on the CPU with
+# nothing to differentiate, is answered from a per-shape plan (swap, window,
+# engine) after a handful of checks: the general path's argument handling
+# costs several times what the multiply-add kernel needs for a short signal.
+_PLANS: dict[tuple, tuple | None] = {}
+_FAST_DTYPES = (torch.float32, torch.float64)
+
+
+def _plan(in1: Tensor, in2: Tensor, mode, method) -> tuple | None:
+    """``(swap, start, length, engine)`` for 1-D inputs of one dtype in
+    _FAST_DTYPES, or None when the general path must handle the call (it
+    also reports every argument error)."""
+    if (in1.dim() != 1 or in2.dim() != 1 or in1.dtype != in2.dtype
+            or in1.dtype not in _FAST_DTYPES or in1.numel() == 0 or in2.numel() == 0
+            or not isinstance(mode, str) or mode not in MODES
+            or not isinstance(method, str) or method not in ("auto",) + METHODS):
+        return None
+    n1, n2 = in1.shape[0], in2.shape[0]
+    swap = mode == "valid" and n2 > n1
+    if swap:
+        n1, n2 = n2, n1
+    start, length = window(mode, n1, n2)
+    if method == "auto":
+        first, second = (in2, in1) if swap else (in1, in2)
+        method = choose_method(first, second, [start], [length])
+    return swap, [start], [length], "fir" if method == "direct" else method
+
+
+def _fast_1d(in1, in2, mode, method) -> Tensor | None:
+    """:func:`convolve` through a cached plan, or None when the call is not
+    the common case (see above)."""
+    if (type(in1) is not Tensor or type(in2) is not Tensor or torch.compiler.is_compiling()
+            or in1.device.type != "cpu" or in2.device.type != "cpu"
+            or (torch.is_grad_enabled() and (in1.requires_grad or in2.requires_grad))
+            or torch.jit.is_tracing() or _ops.functorch_path()):
+        return None
+    key = (in1.shape, in2.shape, in1.dtype, in2.dtype, mode, method)
+    try:
+        plan = _PLANS[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable mode or method
+        plan = _plan(in1, in2, mode, method)
+        if len(_PLANS) >= 4096:
+            _PLANS.clear()
+        try:
+            _PLANS[key] = plan
+        except TypeError:
+            return None
+    if plan is None:
+        return None
+    swap, start, length, engine = plan
+    if swap:
+        in1, in2 = in2, in1
+    if engine == "fir":
+        return fir_window(in1, in2, start[0], length[0])
+    return ENGINES[engine](in1, in2, start, length)
 
 
 def convolve(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
@@ -108,6 +167,9 @@ def convolve(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
         >>> big.shape, round(big[1000].item())
         (torch.Size([100499]), 500)
     """
+    fast = _fast_1d(in1, in2, mode, method)
+    if fast is not None:
+        return fast
     op = "convolve"
     in1 = as_tensor(in1, "in1", op)
     in2 = as_tensor(in2, "in2", op)

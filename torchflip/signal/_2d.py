@@ -24,13 +24,20 @@ does.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
 from torch import Tensor
 
 from torchflip.signal._convolve import convolve_window, windowed_convolution
-from torchflip.signal._inputs import COMPLEX_DTYPE, as_tensor, result_dtype, to_precision
+from torchflip.signal._inputs import (
+    COMPLEX_DTYPE,
+    as_tensor,
+    is_integral,
+    result_dtype,
+    to_precision,
+)
 from torchflip.signal._modes import check_mode, inputs_swap_needed
 
 __all__ = ["convolve2d", "correlate2d"]
@@ -65,6 +72,17 @@ def _check_fillvalue(fillvalue, dtype: torch.dtype, op: str):
             raise ValueError(f"{op}: `fillvalue` must be scalar or an array with one element, "
                              f"got {fillvalue!r}")
         fillvalue = values.item()
+    if is_integral(dtype):
+        # scipy converts fillvalue to the integer output type: complex values
+        # (even with a zero imaginary part) are refused, floats truncated
+        # toward zero, and the value must lie in the type's range.
+        info = torch.iinfo(dtype)
+        if isinstance(fillvalue, complex) or (
+                isinstance(fillvalue, float) and not math.isfinite(fillvalue)) or not (
+                info.min <= math.trunc(fillvalue) <= info.max):
+            raise ValueError(f"{op}: could not cast `fillvalue` {fillvalue!r} directly to the "
+                             f"output type {dtype}")
+        return math.trunc(fillvalue)
     if isinstance(fillvalue, complex) and not dtype.is_complex:
         if fillvalue.imag != 0:
             raise ValueError(f"{op}: could not cast `fillvalue` {fillvalue!r} directly to the "
@@ -103,6 +121,9 @@ def _convolve2d(in1, in2, mode, boundary, fillvalue, op: str, correlation: bool)
     in1 = as_tensor(in1, "in1", op)
     in2 = as_tensor(in2, "in2", op)
     dtype = result_dtype(in1, in2, op)
+    if dtype == torch.bool:
+        raise ValueError(f"{op} is not available for bool inputs (as in scipy); convert in1 "
+                         "and in2 to an integer dtype first")
     if in1.dim() != 2 or in2.dim() != 2:
         raise ValueError(f"{op} inputs must both be 2-D arrays, got shapes "
                          f"{tuple(in1.shape)} and {tuple(in2.shape)}")
@@ -112,7 +133,8 @@ def _convolve2d(in1, in2, mode, boundary, fillvalue, op: str, correlation: bool)
     swapped = inputs_swap_needed(mode, in1.shape, in2.shape)
     check_mode(mode, op)
     rule = _check_boundary(boundary, op)
-    fillvalue = _check_fillvalue(fillvalue, dtype, op)
+    # scipy reads (and validates) fillvalue only for the 'fill' boundary.
+    fillvalue = _check_fillvalue(fillvalue, dtype, op) if rule == "fill" else 0
     if swapped:
         in1, in2 = in2, in1
     kernel = in2.flip([0, 1]).conj() if correlation else in2
@@ -135,7 +157,8 @@ def _convolve2d(in1, in2, mode, boundary, fillvalue, op: str, correlation: bool)
     # [start - (m - 1), start + length - 1] and take the 'valid' part.
     first = [s - (m - 1) for s, m in zip(starts, kernel.shape)]
     count = [n + m - 1 for n, m in zip(lengths, kernel.shape)]
-    ext = _extend(to_precision(in1, dtype), first, count, rule, fillvalue)
+    at_precision = in1.to(dtype) if is_integral(dtype) else to_precision(in1, dtype)
+    ext = _extend(at_precision, first, count, rule, fillvalue)
     return convolve_window(ext, kernel, [m - 1 for m in kernel.shape], lengths, "auto")
 
 

@@ -40,7 +40,7 @@ from torchflip.signal._direct import fir_applies, polyphase_applies
 from torchflip.signal._fast_len import next_fast_len
 from torchflip.signal._fft import oa_plan
 from torchflip.signal._fft_op import alias_free_length
-from torchflip.signal._inputs import as_tensor, result_dtype
+from torchflip.signal._inputs import as_tensor, is_integral, result_dtype
 from torchflip.signal._modes import check_mode, inputs_swap_needed, window
 
 __all__ = ["choose_conv_method"]
@@ -134,14 +134,15 @@ def predicted_times(shape1: Sequence[int], shape2: Sequence[int], start: Sequenc
 
 
 _CHOICES: dict[tuple, str] = {}
-_DOUBLE = (torch.float64, torch.complex128)
+_SINGLE = (torch.float32, torch.complex64)
 
 
 def choose_method(in1: Tensor, in2: Tensor, start: Sequence[int], length: Sequence[int]) -> str:
     """The engine the cost model predicts fastest (inputs already swapped).
     Decisions depend on sizes only, so they are cached (not while compiling:
     the trace then records the decision itself)."""
-    double = in1.dtype in _DOUBLE or in2.dtype in _DOUBLE
+    # Integer inputs (see _integer.py) run their float engines in float64.
+    double = not (in1.dtype in _SINGLE and in2.dtype in _SINGLE)
     key = (in1.shape, in2.shape, tuple(start), tuple(length), in1.is_complex(),
            in2.is_complex(), double, in1.device.type, fir_applies(in1, in2))
     if torch.compiler.is_compiling():
@@ -233,7 +234,7 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
     op = "choose_conv_method"
     in1 = as_tensor(in1, "in1", op)
     in2 = as_tensor(in2, "in2", op)
-    result_dtype(in1, in2, op)  # validates dtypes and devices
+    dtype = result_dtype(in1, in2, op)  # validates dtypes and devices
     check_mode(mode, op)
     if in1.dim() != in2.dim():
         raise ValueError(f"{op}: in1 and in2 should have the same dimensionality, got "
@@ -249,4 +250,8 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
     if inputs_swap_needed(mode, in1.shape, in2.shape):
         in1, in2 = in2, in1
     start, length = zip(*(window(mode, n1, n2) for n1, n2 in zip(in1.shape, in2.shape)))
+    if is_integral(dtype):
+        from torchflip.signal._integer import integer_method
+
+        return integer_method(in1.to(torch.int64), in2.to(torch.int64), start, length, dtype)
     return choose_method(in1, in2, start, length)

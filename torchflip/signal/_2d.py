@@ -187,14 +187,18 @@ def convolve2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0
             or a one-element tensor, complex only for complex inputs.
 
     Returns:
-        A 2-D tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``.
+        A 2-D tensor of dtype ``numpy.result_type(in1, in2)``; integer inputs
+        give exact integer sums (wrapping on overflow, as scipy's), with
+        ``fillvalue`` truncated toward zero.
 
     Raises:
-        ValueError: inputs that are not 2-D, an empty input, an unknown ``mode``
+        ValueError: bool inputs (as scipy), inputs that are not 2-D, an empty input, an unknown ``mode``
             or ``boundary``, a ``fillvalue`` with more than one element or a
-            complex one for real inputs, or 'valid' mode where neither input
-            contains the other.
-        TypeError: a dtype other than float32, float64, complex64, complex128.
+            complex one for real inputs (any complex one, or one outside the
+            type's range, for integer inputs; checked only for 'fill'), or
+            'valid' mode where neither input contains the other.
+        TypeError: a dtype other than float32, float64, complex64, complex128,
+            uint8, int8, int16, int32, int64.
 
     Example:
         >>> import torch
@@ -235,7 +239,7 @@ def correlate2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=
         fillvalue: the value of the extension for 'fill' (default 0).
 
     Returns:
-        A 2-D tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``.
+        A 2-D tensor of dtype ``numpy.result_type(in1, in2)``, as :func:`convolve2d`.
 
     Raises:
         ValueError, TypeError: as :func:`convolve2d`.

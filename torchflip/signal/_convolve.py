@@ -148,21 +148,27 @@ def convolve(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
         in2: second input, with the same number of dimensions as ``in1``.
         mode: 'full' (default), 'same' or 'valid'.
         method: 'auto' (default) picks the engine a calibrated cost model
-            predicts fastest (:func:`choose_conv_method`); 'direct' uses
-            torchflip's conv op (``torch.ops.torchflip.conv``), 'fft' the FFT
+            predicts fastest (:func:`choose_conv_method`); 'direct' sums the
+            products directly (a multiply-add kernel for real 1-D CPU inputs
+            without gradient, else torchflip's conv op,
+            ``torch.ops.torchflip.conv``), 'fft' the FFT
             (:func:`fftconvolve`'s engine), 'oa' overlap-add
             (:func:`oaconvolve`'s engine). All give the same result up to
             floating-point rounding, with gradients for both inputs.
 
     Returns:
-        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)`` on the
-        inputs' device. 0-d inputs return ``in1 * in2``.
+        A tensor of dtype ``numpy.result_type(in1, in2)`` (as scipy) on the
+        inputs' device. Integer and bool inputs give an integer (bool) result:
+        exact sums for 'direct' (and for 'auto', which avoids the FFT when it
+        could round wrongly), wrapping on overflow as numpy's arithmetic does;
+        'fft' and 'oa' round a float64 result. 0-d inputs return ``in1 * in2``.
 
     Raises:
         ValueError: inputs of different dimensionality, an empty input, an
             unknown ``mode`` or ``method``, or 'valid' mode where neither input
             contains the other.
-        TypeError: a dtype other than float32, float64, complex64, complex128.
+        TypeError: a dtype other than float32, float64, complex64, complex128,
+            bool, uint8, int8, int16, int32, int64.
 
     Example:
         >>> import torch
@@ -214,8 +220,8 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
         method: 'auto' (default), 'direct', 'fft' or 'oa', as for :func:`convolve`.
 
     Returns:
-        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``. 0-d
-        inputs return ``in1 * conj(in2)``.
+        A tensor of dtype ``numpy.result_type(in1, in2)``, as :func:`convolve`.
+        0-d inputs return ``in1 * conj(in2)``.
 
     Raises:
         ValueError, TypeError: as :func:`convolve`.

@@ -266,7 +266,8 @@ def fftconvolve(in1, in2, mode: str = "full", axes=None) -> Tensor:
             None (default) means all axes.
 
     Returns:
-        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``. Scalars
+        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``, with
+        integer and bool inputs counted as float64 (scipy.fft's rule). Scalars
         (0-d inputs) return ``in1 * in2``; an empty input returns an empty
         1-D tensor, as scipy does.
 
@@ -274,7 +275,8 @@ def fftconvolve(in1, in2, mode: str = "full", axes=None) -> Tensor:
         ValueError: inputs of different dimensionality, an unknown ``mode``,
             invalid or repeated ``axes``, non-broadcastable non-axis sizes, or
             'valid' mode where neither input contains the other.
-        TypeError: a dtype other than float32, float64, complex64, complex128.
+        TypeError: a dtype other than float32, float64, complex64, complex128,
+            bool, uint8, int8, int16, int32, int64.
 
     Example:
         >>> import torch
@@ -320,7 +322,7 @@ def oaconvolve(in1, in2, mode: str = "full", axes=None) -> Tensor:
             None (default) means all axes.
 
     Returns:
-        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``.
+        A tensor of the dtype :func:`fftconvolve` returns.
 
     Raises:
         ValueError, TypeError: as :func:`fftconvolve`.

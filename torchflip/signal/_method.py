@@ -209,6 +209,11 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
     ``mode``), timed as scipy does (best of 3 repeats of enough calls to take
     ~5 ms), and the fastest wins.
 
+    For integer inputs with an integer result, 'auto' is 'direct' when both
+    inputs are bool (as scipy) or when the FFT's float64 rounding error could
+    reach 1/2 (an error estimate from the inputs' norms, see
+    :func:`torchflip.signal._integer.fft_is_exact`), so the result is exact.
+
     Args:
         in1: first input (tensor or array-like).
         in2: second input, with the same number of dimensions.

@@ -8,6 +8,7 @@ error (times span six orders of magnitude):
 
     direct: constant + mac * W + polyphase_mac * W' + polyphase_constant * [polyphase]
             + cliff * max(0, W * itemsize - cliff_bytes)
+    fir:    constant + mac * W       (1-D only: the multiply-add kernel)
     fft:    constant + nlogn * F + point * P
     oa:     constant + nlogn * F + point * P + block * B
 
@@ -40,6 +41,7 @@ from scipy.optimize import nnls  # noqa: E402
 
 from torchflip import signal  # noqa: E402
 from torchflip.signal import _calibration  # noqa: E402
+from torchflip.signal._direct import conv_window  # noqa: E402
 from torchflip.signal._method import features  # noqa: E402
 from torchflip.signal._modes import window  # noqa: E402
 
@@ -76,7 +78,12 @@ def per_call(fn, min_seconds=0.005, repeats=5) -> float:
 
 
 def collect(ndim: int, dtype: torch.dtype, quick: bool):
+    # In 1-D, convolve(method='direct') runs the multiply-add kernel ("fir")
+    # on these no-grad CPU calls; the conv op path ("direct", used when a
+    # gradient is needed) is timed through its engine function.
     rows = {"direct": [], "fft": [], "oa": []}
+    if ndim == 1:
+        rows["fir"] = []
     grid = GRID[ndim][::3] if quick else GRID[ndim]
     for index, (n, k) in enumerate(grid):
         mode = MODES[index % 3]
@@ -85,12 +92,17 @@ def collect(ndim: int, dtype: torch.dtype, quick: bool):
         x, h = torch.randn(shape1, dtype=dtype), torch.randn(shape2, dtype=dtype)
         feats = features(shape1, shape2, start, length, False, False)
         for method, samples in rows.items():
-            if method == "direct" and feats["direct"][1] + feats["direct"][2] > 4e8:
+            if method in ("direct", "fir") and feats["direct"][1] + feats["direct"][2] > 4e8:
                 continue  # seconds per call: never the best choice
             if method == "oa" and feats["oa"] is None:
                 continue
-            seconds = per_call(lambda x=x, h=h, mode=mode, method=method:
-                               signal.convolve(x, h, mode, method))
+            if method == "direct" and ndim == 1:
+                def call(x=x, h=h, start=start, length=length):
+                    return conv_window(x, h, start, length)
+            else:
+                def call(x=x, h=h, mode=mode, method=method):
+                    return signal.convolve(x, h, mode, "direct" if method == "fir" else method)
+            seconds = per_call(call)
             samples.append((feats[method], seconds))
             if seconds > MAX_SECONDS:
                 print(f"  slow: {method} {shape1} {shape2} {seconds:.2f}s", flush=True)
@@ -139,6 +151,12 @@ def main():
             oa, err_o = fit([((1.0, f[1], f[2], f[3]), s) for f, s in rows["oa"]], [0, 1, 2, 3])
             constants[(ndim, precision)] = {
                 "direct": direct,
+            }
+            if ndim == 1:
+                fir, err_r = fit([((1.0, f[1]), s) for f, s in rows["fir"]], [0, 1])
+                constants[(ndim, precision)]["fir"] = dict(zip(("constant", "mac"), fir))
+                print(f"1-D {precision}: rms relative error fir {err_r:.2f}", flush=True)
+            constants[(ndim, precision)] |= {
                 "fft": dict(zip(("constant", "nlogn", "point"), fft)),
                 "oa": dict(zip(("constant", "nlogn", "point", "block"), oa)),
             }
@@ -168,6 +186,7 @@ def render(constants) -> str:
         "",
         "* direct: constant + mac * W + polyphase_mac * W' + polyphase_constant * [polyphase]",
         "          + cliff * max(0, W * itemsize - cliff_bytes)",
+        "* fir (1-D direct by the multiply-add kernel): constant + mac * W",
         "* fft: constant + nlogn * F + point * P",
         "* oa: constant + nlogn * F + point * P + block * B",
         "",

@@ -24,13 +24,20 @@ does.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
 from torch import Tensor
 
 from torchflip.signal._convolve import convolve_window, windowed_convolution
-from torchflip.signal._inputs import COMPLEX_DTYPE, as_tensor, result_dtype, to_precision
+from torchflip.signal._inputs import (
+    COMPLEX_DTYPE,
+    as_tensor,
+    is_integral,
+    result_dtype,
+    to_precision,
+)
 from torchflip.signal._modes import check_mode, inputs_swap_needed
 
 __all__ = ["convolve2d", "correlate2d"]
@@ -65,6 +72,17 @@ def _check_fillvalue(fillvalue, dtype: torch.dtype, op: str):
             raise ValueError(f"{op}: `fillvalue` must be scalar or an array with one element, "
                              f"got {fillvalue!r}")
         fillvalue = values.item()
+    if is_integral(dtype):
+        # scipy converts fillvalue to the integer output type: complex values
+        # (even with a zero imaginary part) are refused, floats truncated
+        # toward zero, and the value must lie in the type's range.
+        info = torch.iinfo(dtype)
+        if isinstance(fillvalue, complex) or (
+                isinstance(fillvalue, float) and not math.isfinite(fillvalue)) or not (
+                info.min <= math.trunc(fillvalue) <= info.max):
+            raise ValueError(f"{op}: could not cast `fillvalue` {fillvalue!r} directly to the "
+                             f"output type {dtype}")
+        return math.trunc(fillvalue)
     if isinstance(fillvalue, complex) and not dtype.is_complex:
         if fillvalue.imag != 0:
             raise ValueError(f"{op}: could not cast `fillvalue` {fillvalue!r} directly to the "
@@ -103,6 +121,9 @@ def _convolve2d(in1, in2, mode, boundary, fillvalue, op: str, correlation: bool)
     in1 = as_tensor(in1, "in1", op)
     in2 = as_tensor(in2, "in2", op)
     dtype = result_dtype(in1, in2, op)
+    if dtype == torch.bool:
+        raise ValueError(f"{op} is not available for bool inputs (as in scipy); convert in1 "
+                         "and in2 to an integer dtype first")
     if in1.dim() != 2 or in2.dim() != 2:
         raise ValueError(f"{op} inputs must both be 2-D arrays, got shapes "
                          f"{tuple(in1.shape)} and {tuple(in2.shape)}")
@@ -112,7 +133,8 @@ def _convolve2d(in1, in2, mode, boundary, fillvalue, op: str, correlation: bool)
     swapped = inputs_swap_needed(mode, in1.shape, in2.shape)
     check_mode(mode, op)
     rule = _check_boundary(boundary, op)
-    fillvalue = _check_fillvalue(fillvalue, dtype, op)
+    # scipy reads (and validates) fillvalue only for the 'fill' boundary.
+    fillvalue = _check_fillvalue(fillvalue, dtype, op) if rule == "fill" else 0
     if swapped:
         in1, in2 = in2, in1
     kernel = in2.flip([0, 1]).conj() if correlation else in2
@@ -135,7 +157,8 @@ def _convolve2d(in1, in2, mode, boundary, fillvalue, op: str, correlation: bool)
     # [start - (m - 1), start + length - 1] and take the 'valid' part.
     first = [s - (m - 1) for s, m in zip(starts, kernel.shape)]
     count = [n + m - 1 for n, m in zip(lengths, kernel.shape)]
-    ext = _extend(to_precision(in1, dtype), first, count, rule, fillvalue)
+    at_precision = in1.to(dtype) if is_integral(dtype) else to_precision(in1, dtype)
+    ext = _extend(at_precision, first, count, rule, fillvalue)
     return convolve_window(ext, kernel, [m - 1 for m in kernel.shape], lengths, "auto")
 
 
@@ -164,14 +187,18 @@ def convolve2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0
             or a one-element tensor, complex only for complex inputs.
 
     Returns:
-        A 2-D tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``.
+        A 2-D tensor of dtype ``numpy.result_type(in1, in2)``; integer inputs
+        give exact integer sums (wrapping on overflow, as scipy's), with
+        ``fillvalue`` truncated toward zero.
 
     Raises:
-        ValueError: inputs that are not 2-D, an empty input, an unknown ``mode``
+        ValueError: bool inputs (as scipy), inputs that are not 2-D, an empty input, an unknown ``mode``
             or ``boundary``, a ``fillvalue`` with more than one element or a
-            complex one for real inputs, or 'valid' mode where neither input
-            contains the other.
-        TypeError: a dtype other than float32, float64, complex64, complex128.
+            complex one for real inputs (any complex one, or one outside the
+            type's range, for integer inputs; checked only for 'fill'), or
+            'valid' mode where neither input contains the other.
+        TypeError: a dtype other than float32, float64, complex64, complex128,
+            uint8, int8, int16, int32, int64.
 
     Example:
         >>> import torch
@@ -212,7 +239,7 @@ def correlate2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=
         fillvalue: the value of the extension for 'fill' (default 0).
 
     Returns:
-        A 2-D tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``.
+        A 2-D tensor of dtype ``numpy.result_type(in1, in2)``, as :func:`convolve2d`.
 
     Raises:
         ValueError, TypeError: as :func:`convolve2d`.

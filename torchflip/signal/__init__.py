@@ -15,12 +15,17 @@ usable under ``torch.compile``.
 
 Names, arguments, defaults, shapes, dtypes and errors follow scipy.signal
 (see each function for the exact rules, including scipy's centring of
-'same' mode). Supported dtypes: float32, float64, complex64, complex128.
+'same' mode). Supported dtypes: float32, float64, complex64, complex128, and
+bool, uint8, int8, int16, int32, int64 with scipy's result dtypes
+(``numpy.result_type``; exact integer sums for the direct method, wrapping on
+overflow as numpy's arithmetic does; see :mod:`torchflip.signal._integer`).
+Integer results have no gradient.
 
-Engines: 'direct' runs torchflip's conv op (``torch.ops.torchflip.conv``;
-complex inputs as real and imaginary channels); 'fft' and 'oa' run
-``torch.ops.torchflip.fft_conv``, whose backward pass is again an FFT
-convolution.
+Engines: 'direct' runs a multiply-add kernel (``torch.ops.torchflip._fir_window``)
+for real 1-D CPU inputs that need no gradient, and otherwise torchflip's conv
+op (``torch.ops.torchflip.conv``; complex inputs as real and imaginary
+channels); 'fft' and 'oa' run ``torch.ops.torchflip.fft_conv``, whose
+backward pass is again an FFT convolution.
 """
 
 from torchflip.signal import _fft_op  # noqa: F401  (registers the fft_conv autograd)

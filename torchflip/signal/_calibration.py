@@ -7,6 +7,7 @@ numbers, only speed does. Seconds per call =
 
 * direct: constant + mac * W + polyphase_mac * W' + polyphase_constant * [polyphase]
           + cliff * max(0, W * itemsize - cliff_bytes)
+* fir (1-D direct by the multiply-add kernel): constant + mac * W
 * fft: constant + nlogn * F + point * P
 * oa: constant + nlogn * F + point * P + block * B
 
@@ -16,24 +17,26 @@ CUDA (uncalibrated defaults: no GPU was available to measure).
 
 CPU = {
     (1, 'double'): {
-        "direct": {"constant": 3.485e-05, "mac": 3.936e-10, "polyphase_mac": 1.041e-10, "polyphase_constant": 0.0004267, "cliff": 3.826e-11, "cliff_bytes": 4.194e+06},
-        "fft": {"constant": 3.032e-05, "nlogn": 6.669e-10, "point": 0},
-        "oa": {"constant": 7.701e-05, "nlogn": 3.988e-10, "point": 0, "block": 0},
+        "direct": {"constant": 2.99e-05, "mac": 4.219e-10, "polyphase_mac": 1.66e-10, "polyphase_constant": 0.0003282, "cliff": 1.603e-10, "cliff_bytes": 8.389e+06},
+        "fir": {"constant": 5.646e-06, "mac": 1.351e-10},
+        "fft": {"constant": 3.032e-05, "nlogn": 8.399e-10, "point": 0},
+        "oa": {"constant": 7.076e-05, "nlogn": 5.154e-10, "point": 0, "block": 0},
     },
     (1, 'single'): {
-        "direct": {"constant": 3.568e-05, "mac": 2.338e-10, "polyphase_mac": 4.407e-11, "polyphase_constant": 0.0004632, "cliff": 1.153e-10, "cliff_bytes": 2.097e+06},
-        "fft": {"constant": 2.971e-05, "nlogn": 4.108e-10, "point": 5.164e-09},
-        "oa": {"constant": 7.864e-05, "nlogn": 2.268e-10, "point": 0, "block": 0},
+        "direct": {"constant": 3.693e-05, "mac": 2.746e-10, "polyphase_mac": 5.214e-11, "polyphase_constant": 0.0004827, "cliff": 1.457e-10, "cliff_bytes": 4.194e+06},
+        "fir": {"constant": 5.595e-06, "mac": 7.08e-11},
+        "fft": {"constant": 3.6e-05, "nlogn": 6.522e-10, "point": 0},
+        "oa": {"constant": 7.66e-05, "nlogn": 2.736e-10, "point": 0, "block": 0},
     },
     (2, 'double'): {
-        "direct": {"constant": 3.37e-05, "mac": 4.642e-10, "polyphase_mac": 0, "polyphase_constant": 0, "cliff": 5.169e-12, "cliff_bytes": 1.049e+06},
-        "fft": {"constant": 5.435e-05, "nlogn": 3.188e-10, "point": 0},
-        "oa": {"constant": 0, "nlogn": 5.492e-10, "point": 0, "block": 2.535e-05},
+        "direct": {"constant": 4.062e-05, "mac": 4.517e-10, "polyphase_mac": 0, "polyphase_constant": 0, "cliff": 5.23e-11, "cliff_bytes": 2.097e+06},
+        "fft": {"constant": 5.786e-05, "nlogn": 3.469e-10, "point": 0},
+        "oa": {"constant": 0, "nlogn": 4.511e-10, "point": 6.941e-09, "block": 2.505e-05},
     },
     (2, 'single'): {
-        "direct": {"constant": 3.692e-05, "mac": 4.058e-10, "polyphase_mac": 0, "polyphase_constant": 0, "cliff": 0, "cliff_bytes": 1.311e+05},
-        "fft": {"constant": 5.706e-05, "nlogn": 1.78e-10, "point": 0},
-        "oa": {"constant": 0, "nlogn": 2.955e-10, "point": 0, "block": 3.382e-05},
+        "direct": {"constant": 3.991e-05, "mac": 4.749e-10, "polyphase_mac": 0, "polyphase_constant": 0, "cliff": 3.984e-11, "cliff_bytes": 3.355e+07},
+        "fft": {"constant": 6.787e-05, "nlogn": 2.195e-10, "point": 0},
+        "oa": {"constant": 0, "nlogn": 2.686e-10, "point": 3.144e-09, "block": 3.747e-05},
     },
 }
 

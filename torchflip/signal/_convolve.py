@@ -3,13 +3,16 @@ cross-correlation with scipy.signal's semantics and a choice of engine."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from torchflip.signal._direct import direct_window
+from torchflip import _ops
+from torchflip.signal._direct import direct_window, fir_window
 from torchflip.signal._fft import fft_engine, oa_engine
-from torchflip.signal._inputs import as_tensor, result_dtype, to_precision
+from torchflip.signal._inputs import as_tensor, is_integral, result_dtype, to_precision
+from torchflip.signal._integer import integer_window
 from torchflip.signal._method import METHODS, choose_method
-from torchflip.signal._modes import check_mode, inputs_swap_needed, window
+from torchflip.signal._modes import MODES, check_mode, inputs_swap_needed, window
 
 __all__ = ["convolve", "correlate"]
 
@@ -36,6 +39,8 @@ def convolve_window(in1: Tensor, in2: Tensor, start: list[int], length: list[int
     """``full[start : start + length]`` along every axis of the convolution of
     non-empty inputs of one dimensionality, by ``method`` ('auto' chooses)."""
     dtype = result_dtype(in1, in2, "convolve")
+    if is_integral(dtype):
+        return integer_window(in1, in2, start, length, method, dtype)
     in1, in2 = to_precision(in1, dtype), to_precision(in2, dtype)
     if method == "auto":
         method = choose_method(in1, in2, start, length)
@@ -54,6 +59,72 @@ def windowed_convolution(in1: Tensor, in2: Tensor, mode: str, method: str) -> Te
         start.append(s)
         length.append(n)
     return convolve_window(in1, in2, start, length, method)
+
+
+# The common call, two tensors of one floating dtype on the CPU with nothing
+# to differentiate, is answered from a per-shape plan (swap, window, engine)
+# after a handful of checks: the general path's argument handling costs
+# several times what the multiply-add kernel needs for a short signal.
+_PLANS: dict[tuple, tuple | None] = {}
+_FAST_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+
+
+def _plan(in1: Tensor, in2: Tensor, mode, method) -> tuple | None:
+    """``(swap, start, length, engine)`` for non-empty inputs of one dtype in
+    _FAST_DTYPES and one dimensionality, or None when the general path must
+    handle the call (it also reports every argument error)."""
+    if (in1.dim() == 0 or in1.dim() != in2.dim() or in1.dtype != in2.dtype
+            or in1.dtype not in _FAST_DTYPES or in1.numel() == 0 or in2.numel() == 0
+            or not isinstance(mode, str) or mode not in MODES
+            or not isinstance(method, str) or method not in ("auto",) + METHODS):
+        return None
+    shape1, shape2 = in1.shape, in2.shape
+    swap = mode == "valid" and inputs_swap_needed(mode, shape1, shape2)
+    if swap:
+        shape1, shape2 = shape2, shape1
+    start, length = [], []
+    for n1, n2 in zip(shape1, shape2):
+        s, n = window(mode, n1, n2)
+        start.append(s)
+        length.append(n)
+    if method == "auto":
+        first, second = (in2, in1) if swap else (in1, in2)
+        method = choose_method(first, second, start, length)
+    if method == "direct" and in1.dim() == 1 and not in1.is_complex():
+        method = "fir"
+    return swap, start, length, method
+
+
+def _fast(in1, in2, mode, method) -> Tensor | None:
+    """:func:`convolve` through a cached plan, or None when the call is not
+    the common case (see above)."""
+    if (type(in1) is not Tensor or type(in2) is not Tensor or torch.compiler.is_compiling()
+            or in1.device.type != "cpu" or in2.device.type != "cpu"
+            or (torch.is_grad_enabled() and (in1.requires_grad or in2.requires_grad))
+            or torch.jit.is_tracing() or _ops.functorch_path()):
+        return None
+    key = (in1.shape, in2.shape, in1.dtype, in2.dtype, mode, method)
+    try:
+        plan = _PLANS[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable mode or method
+        try:
+            plan = _plan(in1, in2, mode, method)
+        except ValueError:
+            return None  # 'valid' shapes that do not nest: the general path says so
+        if len(_PLANS) >= 4096:
+            _PLANS.clear()
+        try:
+            _PLANS[key] = plan
+        except TypeError:
+            return None
+    if plan is None:
+        return None
+    swap, start, length, engine = plan
+    if swap:
+        in1, in2 = in2, in1
+    if engine == "fir":
+        return fir_window(in1, in2, start[0], length[0])
+    return ENGINES[engine](in1, in2, start, length)
 
 
 def convolve(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
@@ -77,21 +148,27 @@ def convolve(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
         in2: second input, with the same number of dimensions as ``in1``.
         mode: 'full' (default), 'same' or 'valid'.
         method: 'auto' (default) picks the engine a calibrated cost model
-            predicts fastest (:func:`choose_conv_method`); 'direct' uses
-            torchflip's conv op (``torch.ops.torchflip.conv``), 'fft' the FFT
+            predicts fastest (:func:`choose_conv_method`); 'direct' sums the
+            products directly (a multiply-add kernel for real 1-D CPU inputs
+            without gradient, else torchflip's conv op,
+            ``torch.ops.torchflip.conv``), 'fft' the FFT
             (:func:`fftconvolve`'s engine), 'oa' overlap-add
             (:func:`oaconvolve`'s engine). All give the same result up to
             floating-point rounding, with gradients for both inputs.
 
     Returns:
-        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)`` on the
-        inputs' device. 0-d inputs return ``in1 * in2``.
+        A tensor of dtype ``numpy.result_type(in1, in2)`` (as scipy) on the
+        inputs' device. Integer and bool inputs give an integer (bool) result:
+        exact sums for 'direct' (and for 'auto', which avoids the FFT when it
+        could round wrongly), wrapping on overflow as numpy's arithmetic does;
+        'fft' and 'oa' round a float64 result. 0-d inputs return ``in1 * in2``.
 
     Raises:
         ValueError: inputs of different dimensionality, an empty input, an
             unknown ``mode`` or ``method``, or 'valid' mode where neither input
             contains the other.
-        TypeError: a dtype other than float32, float64, complex64, complex128.
+        TypeError: a dtype other than float32, float64, complex64, complex128,
+            bool, uint8, int8, int16, int32, int64.
 
     Example:
         >>> import torch
@@ -108,12 +185,15 @@ def convolve(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
         >>> big.shape, round(big[1000].item())
         (torch.Size([100499]), 500)
     """
+    fast = _fast(in1, in2, mode, method)
+    if fast is not None:
+        return fast
     op = "convolve"
     in1 = as_tensor(in1, "in1", op)
     in2 = as_tensor(in2, "in2", op)
-    result_dtype(in1, in2, op)
+    dtype = result_dtype(in1, in2, op)
     if in1.dim() == 0 and in2.dim() == 0:
-        return in1 * in2
+        return in1.to(dtype) * in2.to(dtype)
     check_mode(mode, op)
     check_method(method, op)
     _check_dims(in1, in2, op)
@@ -140,8 +220,8 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
         method: 'auto' (default), 'direct', 'fft' or 'oa', as for :func:`convolve`.
 
     Returns:
-        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``. 0-d
-        inputs return ``in1 * conj(in2)``.
+        A tensor of dtype ``numpy.result_type(in1, in2)``, as :func:`convolve`.
+        0-d inputs return ``in1 * conj(in2)``.
 
     Raises:
         ValueError, TypeError: as :func:`convolve`.
@@ -155,12 +235,16 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto") -> Tensor:
         >>> correlate(torch.tensor([1j, 1.]), torch.tensor([1j]), mode="valid", method="direct")
         tensor([1.+0.j, 0.-1.j])
     """
+    if type(in2) is Tensor and in2.dim() > 0:
+        fast = _fast(in1, in2.flip(list(range(in2.dim()))).conj(), mode, method)
+        if fast is not None:
+            return fast
     op = "correlate"
     in1 = as_tensor(in1, "in1", op)
     in2 = as_tensor(in2, "in2", op)
-    result_dtype(in1, in2, op)
+    dtype = result_dtype(in1, in2, op)
     if in1.dim() == 0 and in2.dim() == 0:
-        return in1 * in2.conj()
+        return in1.to(dtype) * in2.to(dtype).conj()
     check_mode(mode, op)
     check_method(method, op)
     _check_dims(in1, in2, op)

@@ -21,6 +21,14 @@ the kernel's leading axis of lower-dimensional convolutions.
 Two reformulations keep the conv op fast: long real 1-D convolutions run
 polyphase (a P-channel convolution, below), and large outputs are computed
 in slabs so that the conv op's unfolded input stays cache-sized.
+
+Real 1-D inputs of one dtype (float32, float64, int64) on the CPU that need
+no gradient skip the conv op altogether: ``torch.ops.torchflip._fir_window``
+(csrc/fir_window.cpp) computes the window with the ``M`` multiply-adds per
+output the sum above asks for, several times faster than the conv op's
+single-channel matrix product. It has no autograd, so calls that need a
+gradient, and calls under torch.compile, tracing or torch.func, keep the
+conv op (:func:`fir_applies`).
 """
 
 from __future__ import annotations
@@ -31,6 +39,26 @@ import torch
 from torch import Tensor
 
 from torchflip import _ops
+
+FIR_DTYPES = (torch.float32, torch.float64, torch.int64)
+
+
+def fir_applies(in1: Tensor, in2: Tensor) -> bool:
+    """Whether :func:`direct_window` runs the ``_fir_window`` kernel: real 1-D
+    CPU tensors of one dtype in FIR_DTYPES, nothing to differentiate, eager
+    (outside torch.compile, jit tracing and torch.func transforms)."""
+    return (in1.dim() == 1 and in2.dim() == 1 and in1.dtype == in2.dtype
+            and in1.dtype in FIR_DTYPES and in1.device.type == "cpu"
+            and in2.device.type == "cpu"
+            and not (torch.is_grad_enabled() and (in1.requires_grad or in2.requires_grad))
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and not _ops.functorch_path())
+
+
+def fir_window(in1: Tensor, in2: Tensor, start: int, length: int) -> Tensor:
+    """1-D ``full[start : start + length]`` by the multiply-add kernel (the
+    caller has checked :func:`fir_applies`)."""
+    return torch.ops.torchflip._fir_window.default(in1, in2, start, length)
 
 
 def _real_conv(x: Tensor, w: Tensor, padding: list[int], groups: int = 1) -> Tensor:
@@ -94,7 +122,15 @@ def direct_window(in1: Tensor, in2: Tensor, start: Sequence[int],
                   length: Sequence[int]) -> Tensor:
     """``full[start : start + length]`` along every axis of the true convolution
     of ``in1`` and ``in2`` (same ndim >= 1, same precision, each real or
-    complex), computed by the conv op."""
+    complex), by the multiply-add kernel where it applies, else the conv op."""
+    if fir_applies(in1, in2):
+        return fir_window(in1, in2, start[0], length[0])
+    return conv_window(in1, in2, start, length)
+
+
+def conv_window(in1: Tensor, in2: Tensor, start: Sequence[int],
+                length: Sequence[int]) -> Tensor:
+    """:func:`direct_window` through the conv op (floating inputs)."""
     if use_polyphase(in1, in2, length):
         return _polyphase_window(in1, in2, start[0], length[0])
     padding, extra, uneven = [], [], False

@@ -31,7 +31,7 @@ from torch import Tensor
 from torchflip.signal import _calibration
 from torchflip.signal._fast_len import next_fast_len
 from torchflip.signal._fft_op import fft_window
-from torchflip.signal._inputs import as_tensor, result_dtype
+from torchflip.signal._inputs import as_tensor, fft_result_dtype, is_integral, numpy_result_type
 from torchflip.signal._modes import (
     centered_start,
     check_mode,
@@ -182,9 +182,10 @@ def _prepare(in1, in2, mode, axes, op: str, sort_axes: bool):
     """
     in1 = as_tensor(in1, "in1", op)
     in2 = as_tensor(in2, "in2", op)
-    dtype = result_dtype(in1, in2, op)
+    dtype = fft_result_dtype(in1, in2, op)
     if in1.dim() == 0 and in2.dim() == 0:
-        return in1 * in2, None
+        scalar = numpy_result_type(in1.dtype, in2.dtype)  # scipy multiplies scalars as numpy
+        return in1.to(scalar) * in2.to(scalar), None
     if in1.dim() != in2.dim():
         raise ValueError(f"{op}: in1 and in2 should have the same dimensionality, got "
                          f"shapes {tuple(in1.shape)} and {tuple(in2.shape)}")
@@ -203,6 +204,11 @@ def _prepare(in1, in2, mode, axes, op: str, sort_axes: bool):
                              "must be equal or 1)")
     if inputs_swap_needed(mode, s1, s2, explicit_axes):
         in1, in2 = in2, in1
+    # scipy.fft transforms integer and bool inputs as float64.
+    if is_integral(in1.dtype):
+        in1 = in1.to(torch.float64)
+    if is_integral(in2.dtype):
+        in2 = in2.to(torch.float64)
     return None, (in1, in2, explicit_axes)
 
 
@@ -260,7 +266,8 @@ def fftconvolve(in1, in2, mode: str = "full", axes=None) -> Tensor:
             None (default) means all axes.
 
     Returns:
-        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``. Scalars
+        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``, with
+        integer and bool inputs counted as float64 (scipy.fft's rule). Scalars
         (0-d inputs) return ``in1 * in2``; an empty input returns an empty
         1-D tensor, as scipy does.
 
@@ -268,7 +275,8 @@ def fftconvolve(in1, in2, mode: str = "full", axes=None) -> Tensor:
         ValueError: inputs of different dimensionality, an unknown ``mode``,
             invalid or repeated ``axes``, non-broadcastable non-axis sizes, or
             'valid' mode where neither input contains the other.
-        TypeError: a dtype other than float32, float64, complex64, complex128.
+        TypeError: a dtype other than float32, float64, complex64, complex128,
+            bool, uint8, int8, int16, int32, int64.
 
     Example:
         >>> import torch
@@ -314,7 +322,7 @@ def oaconvolve(in1, in2, mode: str = "full", axes=None) -> Tensor:
             None (default) means all axes.
 
     Returns:
-        A tensor of dtype ``torch.promote_types(in1.dtype, in2.dtype)``.
+        A tensor of the dtype :func:`fftconvolve` returns.
 
     Raises:
         ValueError, TypeError: as :func:`fftconvolve`.

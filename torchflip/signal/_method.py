@@ -7,7 +7,9 @@ from three work measures:
   sample of the window, times 1 for real inputs, 2 with one complex input,
   4 with two (complex inputs run as real and imaginary channels); long 1-D
   real convolutions run polyphase (see :mod:`torchflip.signal._direct`),
-  with a slope of their own;
+  with a slope of their own; real 1-D inputs that run the multiply-add
+  kernel instead of the conv op (:func:`torchflip.signal._direct.fir_applies`)
+  have a constant and slope of their own on ``W``;
 * FFT: ``F = 3 P log2 P`` for the three transforms of ``P`` points (two
   forward, one inverse), and ``P`` for the elementwise passes; doubled for
   complex transforms;
@@ -34,11 +36,11 @@ import torch
 from torch import Tensor
 
 from torchflip.signal import _calibration
-from torchflip.signal._direct import polyphase_applies
+from torchflip.signal._direct import fir_applies, polyphase_applies
 from torchflip.signal._fast_len import next_fast_len
 from torchflip.signal._fft import oa_plan
 from torchflip.signal._fft_op import alias_free_length
-from torchflip.signal._inputs import as_tensor, result_dtype
+from torchflip.signal._inputs import as_tensor, is_integral, result_dtype
 from torchflip.signal._modes import check_mode, inputs_swap_needed, window
 
 __all__ = ["choose_conv_method"]
@@ -60,7 +62,8 @@ def _nlogn(points: int) -> float:
 def features(shape1: Sequence[int], shape2: Sequence[int], start: Sequence[int],
              length: Sequence[int], complex1: bool, complex2: bool) -> dict[str, tuple | None]:
     """Work measures ``(1, main, secondary)`` of each engine (None for
-    overlap-add when it would not split)."""
+    overlap-add when it would not split); "fir" is the direct engine's
+    multiply-add kernel (``W`` multiply-adds)."""
     direct_factor = (2 if complex1 else 1) * (2 if complex2 else 1)
     fft_factor = 2 if (complex1 or complex2) else 1
     macs = float(_prod(length) * _prod(shape2) * direct_factor)
@@ -72,6 +75,7 @@ def features(shape1: Sequence[int], shape2: Sequence[int], start: Sequence[int],
     out = {
         "direct": (1.0, 0.0 if polyphase else macs, macs if polyphase else 0.0,
                    1.0 if polyphase else 0.0),
+        "fir": (1.0, macs),
         "fft": (1.0, 3 * _nlogn(points) * fft_factor, float(points * fft_factor)),
         "oa": None,
     }
@@ -100,17 +104,22 @@ def _constants(ndim: int, double: bool, device_type: str) -> dict:
 
 def predicted_times(shape1: Sequence[int], shape2: Sequence[int], start: Sequence[int],
                     length: Sequence[int], complex1: bool, complex2: bool, double: bool = True,
-                    device_type: str = "cpu") -> dict[str, float]:
+                    device_type: str = "cpu", fir: bool = False) -> dict[str, float]:
     """Modelled seconds of each engine for the window ``start``/``length`` of
-    the convolution of inputs of ``shape1`` and ``shape2``."""
+    the convolution of inputs of ``shape1`` and ``shape2``; ``fir``: the
+    direct engine runs the multiply-add kernel (see :func:`fir_applies`)."""
     consts = _constants(len(shape1), double, device_type)
     feats = features(shape1, shape2, start, length, complex1, complex2)
     itemsize = 8 if double else 4
-    d = consts["direct"]
-    _, plain, polyphase, uses_polyphase = feats["direct"]
-    times = {"direct": d["constant"] + d["mac"] * plain + d["polyphase_mac"] * polyphase
-             + d["polyphase_constant"] * uses_polyphase
-             + d["cliff"] * max(0.0, plain * itemsize - d["cliff_bytes"])}
+    if fir and "fir" in consts:
+        d = consts["fir"]
+        times = {"direct": d["constant"] + d["mac"] * feats["fir"][1]}
+    else:
+        d = consts["direct"]
+        _, plain, polyphase, uses_polyphase = feats["direct"]
+        times = {"direct": d["constant"] + d["mac"] * plain + d["polyphase_mac"] * polyphase
+                 + d["polyphase_constant"] * uses_polyphase
+                 + d["cliff"] * max(0.0, plain * itemsize - d["cliff_bytes"])}
     c = consts["fft"]
     _, work, points = feats["fft"]
     times["fft"] = c["constant"] + c["nlogn"] * work + c["point"] * points
@@ -125,16 +134,17 @@ def predicted_times(shape1: Sequence[int], shape2: Sequence[int], start: Sequenc
 
 
 _CHOICES: dict[tuple, str] = {}
-_DOUBLE = (torch.float64, torch.complex128)
+_SINGLE = (torch.float32, torch.complex64)
 
 
 def choose_method(in1: Tensor, in2: Tensor, start: Sequence[int], length: Sequence[int]) -> str:
     """The engine the cost model predicts fastest (inputs already swapped).
     Decisions depend on sizes only, so they are cached (not while compiling:
     the trace then records the decision itself)."""
-    double = in1.dtype in _DOUBLE or in2.dtype in _DOUBLE
+    # Integer inputs (see _integer.py) run their float engines in float64.
+    double = not (in1.dtype in _SINGLE and in2.dtype in _SINGLE)
     key = (in1.shape, in2.shape, tuple(start), tuple(length), in1.is_complex(),
-           in2.is_complex(), double, in1.device.type)
+           in2.is_complex(), double, in1.device.type, fir_applies(in1, in2))
     if torch.compiler.is_compiling():
         return _choose(*key)
     method = _CHOICES.get(key)
@@ -199,6 +209,11 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
     ``mode``), timed as scipy does (best of 3 repeats of enough calls to take
     ~5 ms), and the fastest wins.
 
+    For integer inputs with an integer result, 'auto' is 'direct' when both
+    inputs are bool (as scipy) or when the FFT's float64 rounding error could
+    reach 1/2 (an error estimate from the inputs' norms, see
+    :func:`torchflip.signal._integer.fft_is_exact`), so the result is exact.
+
     Args:
         in1: first input (tensor or array-like).
         in2: second input, with the same number of dimensions.
@@ -224,7 +239,7 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
     op = "choose_conv_method"
     in1 = as_tensor(in1, "in1", op)
     in2 = as_tensor(in2, "in2", op)
-    result_dtype(in1, in2, op)  # validates dtypes and devices
+    dtype = result_dtype(in1, in2, op)  # validates dtypes and devices
     check_mode(mode, op)
     if in1.dim() != in2.dim():
         raise ValueError(f"{op}: in1 and in2 should have the same dimensionality, got "
@@ -240,4 +255,8 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
     if inputs_swap_needed(mode, in1.shape, in2.shape):
         in1, in2 = in2, in1
     start, length = zip(*(window(mode, n1, n2) for n1, n2 in zip(in1.shape, in2.shape)))
+    if is_integral(dtype):
+        from torchflip.signal._integer import integer_method
+
+        return integer_method(in1.to(torch.int64), in2.to(torch.int64), start, length, dtype)
     return choose_method(in1, in2, start, length)

@@ -29,6 +29,11 @@ def functorch_path() -> bool:
     torch.compile), which needs the Python autograd path."""
     if torch.compiler.is_compiling():
         return False
+    return functorch_transform_active()
+
+
+def functorch_transform_active() -> bool:
+    """Whether a torch.func transform or forward-mode AD level is active."""
     return torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
 
 

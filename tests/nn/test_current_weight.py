@@ -129,3 +129,24 @@ def test_inference_mode_matches_grad_mode(kind):
     with torch.inference_mode():
         inference = layer(x)
     torch.testing.assert_close(inference, layer(x).detach())
+
+
+def _flips(call) -> int:
+    """How many times aten::flip ran during call()."""
+    with torch.profiler.profile() as prof:
+        call()
+    return sum(1 for e in prof.events() if e.name == "aten::flip")
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+def test_unchanged_weight_is_flipped_once(kind):
+    """Guards the tests above against a cache that never hits: they would
+    pass with no cache at all. Repeated inference calls reuse the flip, and
+    an edit makes exactly the next call flip again."""
+    layer, x = _layer(kind)
+    with torch.no_grad():
+        assert _flips(lambda: layer(x)) >= 1  # the cache, and the argument check's probe
+        assert _flips(lambda: [layer(x) for _ in range(3)]) == 0
+        layer.weight.mul_(2)
+        assert _flips(lambda: [layer(x) for _ in range(3)]) == 1
+        torch.testing.assert_close(layer(x), _expected(layer, x))

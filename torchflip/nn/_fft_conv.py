@@ -33,6 +33,8 @@ from torch import Tensor
 from torchflip.signal._fast_len import next_fast_len
 
 METHODS = ("auto", "direct", "fft")
+# Smaller kernels stay direct: the FFT rarely wins there, and costs memory.
+FFT_MIN_TAPS = 100
 
 # Static cost model, used where nothing can be timed (torch.compile,
 # torch.export, tracing, torch.func). Fitted on the 2-core development CPU
@@ -168,7 +170,7 @@ def choose_method(input: Tensor, weight: Tensor, stride: Sequence[int],
     """The engine for method='auto': 'fft' or 'direct'.
 
     Only stride-1 float32/float64 layers with kernels of 100 taps or more
-    are candidates for the FFT (100 taps or more). In eager mode both engines are timed once per
+    are candidates for the FFT. In eager mode both engines are timed once per
     configuration (input shape without the batch, weight shape, dtype, device,
     padding, dilation, groups) and the faster one is kept, like
     torch.backends.cudnn.benchmark. Under torch.compile, export, tracing or
@@ -176,8 +178,7 @@ def choose_method(input: Tensor, weight: Tensor, stride: Sequence[int],
     one sample's shapes, so the choice does not depend on the batch size."""
     if any(s != 1 for s in stride) or weight.dtype not in (torch.float32, torch.float64):
         return "direct"
-    # Small kernels stay direct: the FFT rarely wins there, and costs memory.
-    if math.prod([int(k) for k in weight.shape[2:]]) < 100:
+    if math.prod([int(k) for k in weight.shape[2:]]) < FFT_MIN_TAPS:
         return "direct"
     if input.dim() == weight.dim() - 1:  # unbatched (the layers accept it)
         input = input.unsqueeze(0)

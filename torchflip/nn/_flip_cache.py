@@ -40,22 +40,21 @@ def _key(weight: Tensor) -> tuple:
 _SAMPLES = 16
 
 
-def _sample_index(weight: Tensor) -> Tensor:
-    """Flat indices of up to 16 elements spread evenly over the weight."""
-    return torch.linspace(0, weight.numel() - 1, min(_SAMPLES, weight.numel()),
-                          device=weight.device).round().long()
+def _sample_view(weight: Tensor) -> tuple:
+    """(size, stride, offset) of a strided view of up to 16 elements spread
+    evenly over a contiguous weight: reading it is one cheap op, no copy."""
+    numel = weight.numel()
+    return (min(_SAMPLES, numel),), (max(1, numel // _SAMPLES),), weight.storage_offset()
 
 
-def _gather(weight: Tensor, index: Tensor, out: Optional[Tensor]) -> Tensor:
-    """The sampled elements, into a preallocated buffer when the weight is
-    contiguous: a fresh allocation on every call disturbs the allocator's
-    reuse of the convolution's large buffers and costs more than the read."""
-    with torch.no_grad():
-        if weight.is_contiguous():
-            flat = weight.detach().view(-1)
-            return flat.index_select(0, index) if out is None else \
-                torch.index_select(flat, 0, index, out=out)
-        return weight.detach().reshape(-1).index_select(0, index)
+def _sampled(weight: Tensor, view: tuple) -> Tensor:
+    # Callers run where no autograd graph can be recorded (see
+    # FlippedWeightCache.applies). A non-contiguous weight (rare: a transposed
+    # view) is sampled from a contiguous copy.
+    if not weight.is_contiguous():
+        weight = weight.contiguous()
+        view = _sample_view(weight)
+    return weight.as_strided(*view)
 
 
 class FlippedWeightCache:
@@ -73,8 +72,8 @@ class FlippedWeightCache:
         torchflip functional on an empty batch (no compute), once per distinct
         (input, weight, bias, arguments) signature, since the cached path calls
         torch directly and would otherwise report torch's errors."""
-        signature = tuple(None if t is None else (tuple(t.shape), t.dtype, t.device)
-                          for t in (input, weight, bias)) + args
+        signature = (input.shape, input.dtype, input.device, weight.shape, weight.dtype,
+                     None if bias is None else (bias.shape, bias.dtype, bias.device)) + args
         if signature == self._checked:
             return
         if input.dim() == weight.dim():
@@ -93,30 +92,29 @@ class FlippedWeightCache:
         caching is enabled, no gradient for the weight, plain eager execution
         (torch.compile, export and tracing keep the operator in the graph;
         torch.func and forward-mode AD keep their autograd path)."""
-        if not _enabled:
+        # ATen has no flip or comparison kernels for complex32; the operator
+        # splits it into real parts instead.
+        if not _enabled or weight.dtype == torch.complex32:
             return False
-        if weight.dtype == torch.complex32:
-            # ATen has no flip or comparison kernels for complex32; the
-            # operator splits it into real parts instead.
-            return False
-        if torch.is_grad_enabled() and weight.requires_grad:
+        if weight.requires_grad and torch.is_grad_enabled():
             return False
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
             return False
-        return not _ops.functorch_path()
+        return not _ops.functorch_transform_active()
 
     def get(self, weight: Tensor) -> Tensor:
         key = _key(weight)
         entry = self._entry
+        # The key pins the data pointer, shape and strides, so the entry's
+        # sample view addresses the same elements of this weight.
         if (entry is not None and entry[0]() is weight and entry[1] == key
-                and torch.equal(_gather(weight, entry[3], entry[5]), entry[4])):
+                and torch.equal(_sampled(weight, entry[4]), entry[3])):
             return entry[2]
-        with torch.no_grad():
-            flipped = weight.flip(list(range(2, weight.dim())))
-            index = _sample_index(weight)
-            samples = _gather(weight, index, None).clone()
-            buffer = torch.empty_like(samples)
-        self._entry = (weakref.ref(weight), key, flipped, index, samples, buffer)
+        data = weight.detach()
+        view = _sample_view(data)
+        flipped = data.flip(list(range(2, data.dim())))
+        samples = _sampled(data, view).clone()
+        self._entry = (weakref.ref(weight), key, flipped, samples, view)
         return flipped
 
     def clear(self) -> None:

@@ -3,7 +3,9 @@
 # in a scratch copy of the tracked tree, then runs the operator and layer tests
 # under them. Any sanitizer report aborts the run with a non-zero exit.
 #
-#   scripts/sanitize.sh [pytest args...]     (default: tests/ops tests/nn)
+#   scripts/sanitize.sh [pytest args...]
+#       (default: tests/ops tests/nn and the signal tests, which cover the
+#       hand-written multiply-add kernel csrc/fir_window.cpp)
 #
 # Python itself is not instrumented, so libasan is preloaded; leak detection is
 # off because the interpreter and torch keep allocations alive at exit.
@@ -24,6 +26,8 @@ export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_odr_
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export PYTHONPATH="$WORK"
 python -c "import torchflip._C as C, sys; print('sanitized build loaded:', C.__file__)"
-if [ "$#" -eq 0 ]; then set -- tests/ops tests/nn; fi
+if [ "$#" -eq 0 ]; then
+  set -- tests/ops tests/nn tests/test_signal.py tests/test_signal_fir.py tests/test_signal_integer.py
+fi
 echo "== pytest $* under ASan+UBSan"
 python -m pytest -q -p no:cacheprovider -x "$@"

@@ -1,8 +1,9 @@
 """The operators reverse whichever operand is cheaper: the weight, or (for a
-weight-heavy layer whose window reaches the end of the padded input) the
-input and output gradient, using R(corr(R(x), w)) = corr(x, R(w)). Both
-strategies must give the true convolution, its gradients and its second
-derivatives, on either side of every condition that selects them.
+weight-heavy layer) the input and output gradient, using
+R(corr(R(x), w)) = corr(x, R(w)), with the padding widened by a stride where
+the last inputs are unused. Both strategies must give the true convolution,
+its gradients and its second derivatives, on either side of every condition
+that selects them.
 
 The reference is torch.nn.functional with the flipped weight."""
 
@@ -17,11 +18,11 @@ from tests.reference import torch_conv
 
 # (size, kernel, stride, padding, dilation): windows that reach the end of
 # the padded input (stride 1; stride 2 with an even span) and windows that
-# leave inputs unused (stride 2 or 3 with a remainder), with even and odd
-# kernels, padding and dilation.
+# leave 1 or 2 inputs unused (stride 2 or 3; the padding is widened), with
+# even and odd kernels, padding and dilation.
 WINDOWS = [
     (5, 3, 1, 1, 1), (6, 2, 1, 0, 1), (7, 3, 2, 1, 1), (8, 3, 2, 1, 1),
-    (7, 2, 2, 0, 2), (9, 3, 3, 2, 2), (5, 1, 2, 0, 1), (4, 4, 1, 2, 1),
+    (7, 2, 2, 0, 2), (9, 3, 3, 2, 2), (8, 3, 3, 1, 1), (5, 1, 2, 0, 1), (4, 4, 1, 2, 1),
 ]
 
 
@@ -58,6 +59,27 @@ def test_values_and_gradients(dims, window, channels, groups):
             torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize("window", WINDOWS, ids=str)
+def test_very_weight_heavy_layers(window):
+    """Tiny activations against a large weight: the weight gradient is also
+    taken from the reversed activations (no reversal of the weight at all)."""
+    x, w, b, hyper = _case(1, window, 128, 1, torch.float64)
+    x, w, b = x[:1].requires_grad_(), w.requires_grad_(), b.requires_grad_()
+    out = torch.ops.torchflip.conv(x, w, b, *hyper)
+    grad = torch.randn_like(out)
+    if window[1] > 1:
+        # The weight is never reversed, forward or backward.
+        shapes = _flipped_shapes(lambda: torch.autograd.grad(
+            torch.ops.torchflip.conv(x, w, b, *hyper), (x, w, b), grad))
+        assert tuple(w.shape) not in shapes and tuple(x.shape) in shapes
+    ref_inputs = [t.detach().requires_grad_() for t in (x, w, b)]
+    ref = torch_conv(*ref_inputs, *hyper)
+    torch.testing.assert_close(out, ref)
+    for got, want in zip(torch.autograd.grad(out, (x, w, b), grad),
+                         torch.autograd.grad(ref, ref_inputs, grad)):
+        torch.testing.assert_close(got, want)
+
+
 @pytest.mark.parametrize("window", [WINDOWS[0], WINDOWS[3], WINDOWS[5]], ids=str)
 def test_second_derivatives_on_the_activation_path(window):
     x, w, b, hyper = _case(2, window, 12, 1, torch.float64)
@@ -87,6 +109,23 @@ def test_channels_last_and_float32():
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("kernel", [(3, 3), (3, 1), (1, 2), (2, 3)], ids=str)
+def test_dimensions_widened_differently(kernel):
+    """One spatial dimension leaves an input unused (its padding is widened),
+    the other does not; kernels of size 1 are not reversed at all."""
+    x = torch.randn(2, 24, 8, 7, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(24, 24, *kernel, dtype=torch.float64, requires_grad=True)
+    hyper = ([2, 2], [1, 1], [1, 1], 1)
+    out = torch.ops.torchflip.conv(x, w, None, *hyper)
+    ref_x, ref_w = x.detach().requires_grad_(), w.detach().requires_grad_()
+    ref = torch_conv(ref_x, ref_w, None, *hyper)
+    torch.testing.assert_close(out, ref)
+    grad = torch.randn_like(out)
+    for got, want in zip(torch.autograd.grad(out, (x, w), grad),
+                         torch.autograd.grad(ref, (ref_x, ref_w), grad)):
+        torch.testing.assert_close(got, want)
+
+
 def _flipped_shapes(call):
     """Shapes of the tensors that aten::flip reversed during call()."""
     with torch.profiler.profile(record_shapes=True) as prof:
@@ -98,7 +137,8 @@ def _flipped_shapes(call):
     (2, WINDOWS[0], "weight"),     # light layer: the weight is cheaper
     (32, WINDOWS[0], "input"),     # weight-heavy, stride 1
     (32, WINDOWS[2], "input"),     # weight-heavy, stride 2, window reaches the end
-    (32, WINDOWS[3], "weight"),    # weight-heavy, stride 2, last input unused
+    (32, WINDOWS[3], "input"),     # weight-heavy, stride 2, last input unused
+    (32, WINDOWS[5], "input"),     # weight-heavy, stride 3, last two inputs unused
 ])
 def test_the_cheaper_operand_is_reversed(channels, window, reversed_operand):
     """Guards the tests above: both strategies are really exercised."""
@@ -106,3 +146,15 @@ def test_the_cheaper_operand_is_reversed(channels, window, reversed_operand):
     shapes = _flipped_shapes(lambda: torch.ops.torchflip.conv(x, w, b, *hyper))
     operand = x if reversed_operand == "input" else w
     assert tuple(operand.shape) in shapes
+
+
+@pytest.mark.parametrize("window", [WINDOWS[0], WINDOWS[3]], ids=str)
+def test_second_derivatives_when_no_operand_but_the_activations_is_reversed(window):
+    x, w, b, hyper = _case(1, window, 64, 1, torch.float64)
+    x, w, b = x[:1].requires_grad_(), w.requires_grad_(), b.requires_grad_()
+
+    def op(x, w, b):
+        return torch.ops.torchflip.conv(x, w, b, *hyper)
+
+    assert gradcheck(op, (x, w, b), fast_mode=True)
+    assert gradgradcheck(op, (x, w, b), fast_mode=True)

@@ -3,7 +3,6 @@
 #include <limits>
 
 #include <ATen/ops/complex.h>
-#include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>
 #include <ATen/ops/imag.h>
@@ -46,35 +45,34 @@ at::Tensor complex_bilinear(const RealBilinear& f, const at::Tensor& ar,
 }
 
 // Which operand a real convolution reverses. A true convolution is the
-// cross-correlation with the reversed weight, and equally the reversed
-// cross-correlation of the reversed input with the weight as it is:
+// cross-correlation with the reversed weight, but for a convolution whose
+// last window ends exactly at the end of its padded input, it is equally the
+// reversed cross-correlation of the reversed input with the weight as it is:
 //   y = R(corr(R(x), w))                           (forward)
 //   grad_input = R(corr_input_grad(R(g), w))      (backward)
+//   grad_weight = corr_weight_grad(R(x), R(g))
 // where R reverses the spatial dimensions the weight would have had reversed
 // (those of size > 1 in the kernel). Proof in 1-D, for a padded input x_p of
-// length L_p, stride s, dilation d and O outputs whose last window ends at
-// E = s (O - 1) + d (K - 1) + 1 = L_p: substituting k -> K - 1 - k,
+// length L_p, stride s, dilation d and O outputs with
+// L_p = s (O - 1) + d (K - 1) + 1: substituting k -> K - 1 - k,
 //   y[i] = sum_k x_p[s i + d k] w[K-1-k] = sum_k x_p[L_p - 1 - s (O-1-i) - d k] w[k]
 //        = corr(R(x_p), w)[O - 1 - i],
-// and R(x_p) is R(x) padded as x is. When the last r = L_p - E > 0 inputs are
-// unused (r < s), R(x_p) must start r samples later; padding s - r more on
-// both sides instead shifts every window by a whole stride, so corr gives
-// O + 1 outputs, the first of them extra, and the identity holds for the
-// others. Reversing the activations costs O(|x| + |y|) instead of O(|w|),
-// both in time and in transient memory, so weight-heavy layers (many
-// channels, small maps) reverse the activations.
+// and R(x_p) is R(x) padded as x is. Reversing the activations costs
+// O(|x| + |y|) instead of O(|w|), both in time and in transient memory, so
+// weight-heavy layers (many channels, small maps) reverse the activations.
+// The condition always holds at stride 1. At larger strides that leave the
+// last r inputs unused, widening the padding by s - r would restore it, but
+// costs a whole extra row of outputs per dimension (31% more work for a
+// 7x7 output), more than the weight's reversal saves, so such layers reverse
+// the weight.
 struct FlipPlan {
   std::vector<int64_t> dims;  // the spatial dimensions that are reversed
   bool activations = false;   // reverse x and g (true) or the weight (false)
-  // Activations only: the padding of corr(R(x), w), and the dimensions where
-  // it was widened, whose first output is extra.
-  c10::SymDimVector padding;
-  std::vector<int64_t> widened;
 };
 
 FlipPlan plan_flip(const at::Tensor& input, const at::Tensor& weight,
                    const c10::SymInt& output_numel, const ConvParams& p) {
-  FlipPlan plan{flipped_dims(weight), false, p.padding, {}};
+  FlipPlan plan{flipped_dims(weight), false};
   if (plan.dims.empty() || p.transposed) return plan;
   const auto w = weight.sym_numel().maybe_as_int();
   const auto x = input.sym_numel().maybe_as_int();
@@ -90,38 +88,10 @@ FlipPlan plan_flip(const at::Tensor& input, const at::Tensor& weight,
     const auto dilation = p.dilation[i].maybe_as_int();
     if (!size || !kernel || !stride || !padding || !dilation) return plan;
     const int64_t span = *size + 2 * *padding - *dilation * (*kernel - 1) - 1;
-    if (span < 0) return plan;  // no output: the weight path reports it
-    if (const int64_t unused = span % *stride; unused != 0) {
-      plan.padding[i] = *padding + *stride - unused;
-      plan.widened.push_back(d);
-    }
+    if (span < 0 || span % *stride != 0) return plan;
   }
   plan.activations = true;
   return plan;
-}
-
-// The activation path's output R(corr(R(x), w)) without the extra first
-// output of each widened dimension (the last ones once reversed).
-at::Tensor reverse_output(const at::Tensor& raw, const FlipPlan& plan) {
-  at::Tensor kept = raw;
-  for (const int64_t d : plan.widened) {
-    kept = kept.narrow_symint(d, 1, kept.sym_size(d) - 1);
-  }
-  return kept.flip(plan.dims);
-}
-
-// The adjoint of reverse_output: R(g) with a zero in front along each
-// widened dimension, where the extra output was dropped.
-at::Tensor reverse_grad_output(const at::Tensor& grad_output,
-                               const FlipPlan& plan) {
-  at::Tensor reversed = grad_output.flip(plan.dims);
-  if (plan.widened.empty()) return reversed;
-  std::vector<c10::SymInt> pads(2 * (grad_output.dim() - 2), c10::SymInt(0));
-  for (const int64_t d : plan.widened) {
-    // constant_pad_nd lists (before, after) pairs from the last dimension.
-    pads[2 * (grad_output.dim() - 1 - d)] = 1;
-  }
-  return at::constant_pad_nd_symint(reversed, pads, 0);
 }
 
 c10::SymInt output_numel(const at::Tensor& input, const at::Tensor& weight,
@@ -150,11 +120,7 @@ at::Tensor real_convolution(const at::Tensor& input, const at::Tensor& weight,
                 p);
   if (plan.dims.empty()) return convolve(input, weight);
   if (plan.activations) {
-    return reverse_output(
-        at::convolution_symint(input.flip(plan.dims), weight, bias, p.stride,
-                               plan.padding, p.dilation, false,
-                               p.output_padding, p.groups),
-        plan);
+    return convolve(input.flip(plan.dims), weight).flip(plan.dims);
   }
   return convolve(input, weight.flip(plan.dims));
 }
@@ -191,11 +157,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
                                                 : weight.sym_size(0)};
   }
   const auto backward = [&](const at::Tensor& g, const at::Tensor& x,
-                            const at::Tensor& w, std::array<bool, 3> mask,
-                            c10::SymIntArrayRef padding) {
+                            const at::Tensor& w, std::array<bool, 3> mask) {
     auto grads = at::convolution_backward_symint(
         g, x, w, mask[2] ? at::OptionalSymIntArrayRef(*bias_sizes) : std::nullopt,
-        p.stride, padding, p.dilation, p.transposed, p.output_padding,
+        p.stride, p.padding, p.dilation, p.transposed, p.output_padding,
         p.groups, mask);
     // Some ATen backends compute a gradient nobody asked for (CPU returns
     // grad_weight whenever grad_bias is requested); the mask is the contract.
@@ -207,7 +172,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
   const FlipPlan plan =
       plan_flip(input, weight, grad_output.sym_numel(), p);
   if (plan.dims.empty()) {
-    return backward(grad_output, input, weight, output_mask, p.padding);
+    return backward(grad_output, input, weight, output_mask);
   }
   // grad_input first, with whichever operand the plan reverses; what it
   // reversed is freed before grad_weight exists.
@@ -220,30 +185,29 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
     const bool reversed_weight_grad =
         weight_or_bias &&
         16 * (input.sym_numel() + grad_output.sym_numel()) <= weight.sym_numel();
-    const at::Tensor reversed_grad = reverse_grad_output(grad_output, plan);
+    const at::Tensor reversed_grad = grad_output.flip(plan.dims);
     if (output_mask[0]) {
       grad_input = std::get<0>(backward(reversed_grad, input, weight,
-                                        {true, false, false}, plan.padding))
+                                        {true, false, false}))
                        .flip(plan.dims);
     }
     if (reversed_weight_grad) {
       std::tie(std::ignore, grad_weight, grad_bias) =
           backward(reversed_grad, input.flip(plan.dims), weight,
-                   {false, output_mask[1], output_mask[2]}, plan.padding);
+                   {false, output_mask[1], output_mask[2]});
       return {grad_input, grad_weight, grad_bias};
     }
   } else if (output_mask[0]) {
     grad_input = std::get<0>(backward(grad_output, input,
                                       weight.flip(plan.dims),
-                                      {true, false, false}, p.padding));
+                                      {true, false, false}));
   }
   // grad_weight is the gradient of the reversed weight, reversed back in
   // place. The call reads only the weight's shape, so it gets the weight as
   // it is.
   if (weight_or_bias) {
     std::tie(std::ignore, grad_weight, grad_bias) = backward(
-        grad_output, input, weight, {false, output_mask[1], output_mask[2]},
-        p.padding);
+        grad_output, input, weight, {false, output_mask[1], output_mask[2]});
   }
   if (grad_weight.defined()) {
     grad_weight = flip_in_blocks(std::move(grad_weight), plan.dims);

@@ -10,7 +10,8 @@ The key is the weight tensor's identity (a weak reference), its version
 counter (bumped by every in-place change: optimizer steps, load_state_dict,
 ``with torch.no_grad(): w.mul_(2)``), data pointer, device, dtype, shape and
 strides, so a stale flip is never served after an optimizer step, an in-place
-edit, load_state_dict or .to(). Costs one extra weight-sized tensor per layer.
+edit, load_state_dict or .to(). Costs one extra weight-sized tensor per layer
+(none for 1x1 kernels, which are their own reversal and are used as they are).
 
 Edits through ``.data`` (or a numpy view) bypass the version counter, as they
 bypass autograd. To catch the common whole-tensor ones (EMA updates, copies,
@@ -103,6 +104,8 @@ class FlippedWeightCache:
         return not _ops.functorch_transform_active()
 
     def get(self, weight: Tensor) -> Tensor:
+        if weight.shape[2:].numel() == 1:
+            return weight  # a 1x1 kernel is its own reversal: nothing to keep
         key = _key(weight)
         entry = self._entry
         # The key pins the data pointer, shape and strides, so the entry's

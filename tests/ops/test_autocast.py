@@ -76,3 +76,27 @@ def test_gradients_flow_to_float32_parameters():
         reference(x).float().square().mean().backward()
     # The torch layer's weight is the flipped one, so its gradient is flipped too.
     torch.testing.assert_close(conv.weight.grad, flip_spatial(reference.weight.grad))
+
+
+@pytest.mark.parametrize("key", ["AutocastCPU", "AutocastCUDA", "AutocastXPU"])
+@pytest.mark.parametrize("op", ["torchflip::conv", "torchflip::conv_transpose"])
+def test_autocast_kernels_are_registered_for_every_device(op, key):
+    """Without a kernel at an autocast key, the op would fall through and run
+    in float32 while torch.nn's convolution runs in half precision. (The CUDA
+    behaviour itself is checked below where a GPU exists.)"""
+    assert torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
+def test_cuda_float16_autocast_follows_torch(transposed):
+    x = torch.randn(2, 3, 8, 8, device="cuda")
+    w = torch.randn(3 if transposed else 4, 4 if transposed else 3, 3, 3, device="cuda")
+    b = torch.randn(4, device="cuda")
+    ours, theirs = ((TF.conv_transpose2d, F.conv_transpose2d) if transposed
+                    else (TF.conv2d, F.conv2d))
+    with torch.autocast("cuda", dtype=torch.float16):
+        out = ours(x, w, b, padding=1)
+        expected = theirs(x, flip_spatial(w), b, padding=1)
+    assert out.dtype == expected.dtype == torch.float16
+    torch.testing.assert_close(out, expected)

@@ -185,7 +185,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
     const bool reversed_weight_grad =
         weight_or_bias &&
         16 * (input.sym_numel() + grad_output.sym_numel()) <= weight.sym_numel();
-    const at::Tensor reversed_grad = grad_output.flip(plan.dims);
+    const at::Tensor reversed_grad =
+        output_mask[0] || reversed_weight_grad ? grad_output.flip(plan.dims)
+                                               : at::Tensor();
     if (output_mask[0]) {
       grad_input = std::get<0>(backward(reversed_grad, input, weight,
                                         {true, false, false}))

@@ -58,31 +58,46 @@ def test_values_and_gradients(dims, window, channels, groups):
             torch.testing.assert_close(got, want)
 
 
+def _assert_matches_torch(x, w, b, hyper, **tolerance):
+    """Output and the gradients of every input that requires grad, against
+    torch.nn.functional with the flipped weight; returns both outputs."""
+    inputs = [t for t in (x, w, b) if t is not None and t.requires_grad]
+    out = torch.ops.torchflip.conv(x, w, b, *hyper)
+    ref_x, ref_w, ref_b = (None if t is None else t.detach().requires_grad_(t.requires_grad)
+                           for t in (x, w, b))
+    ref = torch_conv(ref_x, ref_w, ref_b, *hyper)
+    torch.testing.assert_close(out, ref, **tolerance)
+    grad = torch.randn_like(out)
+    expected = [t for t in (ref_x, ref_w, ref_b) if t is not None and t.requires_grad]
+    for got, want in zip(torch.autograd.grad(out, inputs, grad),
+                         torch.autograd.grad(ref, expected, grad)):
+        torch.testing.assert_close(got, want, **tolerance)
+    return out, ref
+
+
 @pytest.mark.parametrize("window", WINDOWS, ids=str)
 def test_very_weight_heavy_layers(window):
     """Tiny activations against a large weight: the weight gradient is also
     taken from the reversed activations (no reversal of the weight at all)."""
     x, w, b, hyper = _case(1, window, 128, 1, torch.float64)
     x, w, b = x[:1].requires_grad_(), w.requires_grad_(), b.requires_grad_()
-    out = torch.ops.torchflip.conv(x, w, b, *hyper)
-    grad = torch.randn_like(out)
     size, kernel, stride, padding, dilation = window
     if kernel > 1 and (size + 2 * padding - dilation * (kernel - 1) - 1) % stride == 0:
         # The weight is never reversed, forward or backward.
+        out = torch.ops.torchflip.conv(x, w, b, *hyper)
         shapes = _flipped_shapes(lambda: torch.autograd.grad(
-            torch.ops.torchflip.conv(x, w, b, *hyper), (x, w, b), grad))
+            torch.ops.torchflip.conv(x, w, b, *hyper), (x, w, b), torch.ones_like(out)))
         assert tuple(w.shape) not in shapes and tuple(x.shape) in shapes
-    ref_inputs = [t.detach().requires_grad_() for t in (x, w, b)]
-    ref = torch_conv(*ref_inputs, *hyper)
-    torch.testing.assert_close(out, ref)
-    for got, want in zip(torch.autograd.grad(out, (x, w, b), grad),
-                         torch.autograd.grad(ref, ref_inputs, grad)):
-        torch.testing.assert_close(got, want)
+    _assert_matches_torch(x, w, b, hyper)
 
 
-@pytest.mark.parametrize("window", [WINDOWS[0], WINDOWS[3], WINDOWS[5]], ids=str)
-def test_second_derivatives_on_the_activation_path(window):
-    x, w, b, hyper = _case(2, window, 12, 1, torch.float64)
+@pytest.mark.parametrize("dims,channels,window", [
+    (2, 12, WINDOWS[0]), (2, 12, WINDOWS[3]), (2, 12, WINDOWS[5]),
+    # Activations under 1/16 of the weight: no operand but them is reversed.
+    (1, 64, WINDOWS[0]), (1, 64, WINDOWS[3]),
+], ids=str)
+def test_second_derivatives(dims, channels, window):
+    x, w, b, hyper = _case(dims, window, channels, 1, torch.float64)
     # gradgradcheck's finite differences stay cheap with few output elements.
     x, w, b = x[:1].requires_grad_(), w.requires_grad_(), b.requires_grad_()
 
@@ -97,16 +112,9 @@ def test_channels_last_and_float32():
     x, w, b, hyper = _case(2, WINDOWS[2], 32, 1, torch.float32)
     x = x.to(memory_format=torch.channels_last).requires_grad_()
     w = w.to(memory_format=torch.channels_last).requires_grad_()
-    out = torch.ops.torchflip.conv(x, w, b, *hyper)
-    ref_x, ref_w = x.detach().requires_grad_(), w.detach().requires_grad_()
-    ref = torch_conv(ref_x, ref_w, b, *hyper)
     # Summation order differs between the strategies: float32 rounding.
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    out, ref = _assert_matches_torch(x, w, b, hyper, rtol=1e-4, atol=1e-4)
     assert out.stride() == ref.stride()
-    grad = torch.randn_like(out)
-    for got, want in zip(torch.autograd.grad(out, (x, w), grad),
-                         torch.autograd.grad(ref, (ref_x, ref_w), grad)):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("kernel", [(3, 3), (3, 1), (1, 2), (2, 3)], ids=str)
@@ -115,15 +123,7 @@ def test_dimensions_that_end_differently(kernel):
     kernels of size 1 are not reversed at all."""
     x = torch.randn(2, 24, 8, 7, dtype=torch.float64, requires_grad=True)
     w = torch.randn(24, 24, *kernel, dtype=torch.float64, requires_grad=True)
-    hyper = ([2, 2], [1, 1], [1, 1], 1)
-    out = torch.ops.torchflip.conv(x, w, None, *hyper)
-    ref_x, ref_w = x.detach().requires_grad_(), w.detach().requires_grad_()
-    ref = torch_conv(ref_x, ref_w, None, *hyper)
-    torch.testing.assert_close(out, ref)
-    grad = torch.randn_like(out)
-    for got, want in zip(torch.autograd.grad(out, (x, w), grad),
-                         torch.autograd.grad(ref, (ref_x, ref_w), grad)):
-        torch.testing.assert_close(got, want)
+    _assert_matches_torch(x, w, None, ([2, 2], [1, 1], [1, 1], 1))
 
 
 def _flipped_shapes(call):
@@ -146,15 +146,3 @@ def test_the_cheaper_operand_is_reversed(channels, window, reversed_operand):
     shapes = _flipped_shapes(lambda: torch.ops.torchflip.conv(x, w, b, *hyper))
     operand = x if reversed_operand == "input" else w
     assert tuple(operand.shape) in shapes
-
-
-@pytest.mark.parametrize("window", [WINDOWS[0], WINDOWS[3]], ids=str)
-def test_second_derivatives_when_no_operand_but_the_activations_is_reversed(window):
-    x, w, b, hyper = _case(1, window, 64, 1, torch.float64)
-    x, w, b = x[:1].requires_grad_(), w.requires_grad_(), b.requires_grad_()
-
-    def op(x, w, b):
-        return torch.ops.torchflip.conv(x, w, b, *hyper)
-
-    assert gradcheck(op, (x, w, b), fast_mode=True)
-    assert gradgradcheck(op, (x, w, b), fast_mode=True)

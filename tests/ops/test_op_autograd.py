@@ -176,14 +176,17 @@ def test_kernels_with_size_one_dimensions(transposed, kernel):
         torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex128], ids=str)
 @given(case=st.one_of(conv_cases(), conv_cases(transposed=True)),
        requires_grad=st.tuples(st.booleans(), st.booleans(), st.booleans()).filter(any),
        seed=st.integers(0, 2**16))
-def test_property_float32_gradients_match_reference(case, requires_grad, seed):
+def test_property_gradients_match_reference(dtype, case, requires_grad, seed):
+    """Random valid configurations: float32, the training dtype, and
+    complex128, whose gradients follow torch.nn's complex convolution."""
     torch.manual_seed(seed)
-    x, w, b = case.tensors(dtype=torch.float32)
+    x, w, b = case.tensors(dtype=dtype)
     if b is None:
-        b = torch.randn(case.out_channels)
+        b = torch.randn(case.out_channels, dtype=dtype)
     inputs = [t.requires_grad_(r) for t, r in zip((x, w, b), requires_grad)]
     if case.transposed:
         out = torch.ops.torchflip.conv_transpose(*inputs, case.stride, case.padding,
@@ -199,5 +202,6 @@ def test_property_float32_gradients_match_reference(case, requires_grad, seed):
     ref_inputs = [t.detach().requires_grad_(t.requires_grad) for t in inputs]
     ref_out = reference(*ref_inputs, **case.kwargs())
     ref_grads = torch.autograd.grad(ref_out, [t for t in ref_inputs if t.requires_grad], g)
+    torch.testing.assert_close(out, ref_out, atol=1e-4, rtol=1e-4)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

@@ -65,6 +65,10 @@ def _worker(rank: int, world: int, init_file: str, out_file: str, mode: str) -> 
             state = {k: v.full_tensor() for k, v in model.state_dict().items()}
         if rank == 0:
             torch.save(state, out_file)
+        # Both ranks finish every collective before either tears down gloo: a
+        # rank that destroyed its process group while its peer still used the
+        # connection aborted now and then (std::terminate in gloo's threads).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -47,17 +47,26 @@ def convolve_window(in1: Tensor, in2: Tensor, start: list[int], length: list[int
     return ENGINES[method](in1, in2, start, length)
 
 
-def windowed_convolution(in1: Tensor, in2: Tensor, mode: str, method: str) -> Tensor:
-    """The convolution of checked, non-empty inputs of one dimensionality
-    (at least 1) in ``mode``, swapping them first if 'valid' mode needs it."""
-    shape1, shape2 = in1.shape, in2.shape
-    if mode == "valid" and inputs_swap_needed(mode, shape1, shape2):
-        in1, in2, shape1, shape2 = in2, in1, shape2, shape1
+def _windows(mode: str, shape1, shape2) -> tuple[bool, list[int], list[int]]:
+    """``(swap, start, length)``: whether 'valid' mode swaps the inputs, and
+    the window of the full convolution to keep along every axis."""
+    swap = mode == "valid" and inputs_swap_needed(mode, shape1, shape2)
+    if swap:
+        shape1, shape2 = shape2, shape1
     start, length = [], []
     for n1, n2 in zip(shape1, shape2):
         s, n = window(mode, n1, n2)
         start.append(s)
         length.append(n)
+    return swap, start, length
+
+
+def windowed_convolution(in1: Tensor, in2: Tensor, mode: str, method: str) -> Tensor:
+    """The convolution of checked, non-empty inputs of one dimensionality
+    (at least 1) in ``mode``, swapping them first if 'valid' mode needs it."""
+    swap, start, length = _windows(mode, in1.shape, in2.shape)
+    if swap:
+        in1, in2 = in2, in1
     return convolve_window(in1, in2, start, length, method)
 
 
@@ -78,15 +87,7 @@ def _plan(in1: Tensor, in2: Tensor, mode, method) -> tuple | None:
             or not isinstance(mode, str) or mode not in MODES
             or not isinstance(method, str) or method not in ("auto",) + METHODS):
         return None
-    shape1, shape2 = in1.shape, in2.shape
-    swap = mode == "valid" and inputs_swap_needed(mode, shape1, shape2)
-    if swap:
-        shape1, shape2 = shape2, shape1
-    start, length = [], []
-    for n1, n2 in zip(shape1, shape2):
-        s, n = window(mode, n1, n2)
-        start.append(s)
-        length.append(n)
+    swap, start, length = _windows(mode, in1.shape, in2.shape)
     if method == "auto":
         first, second = (in2, in1) if swap else (in1, in2)
         method = choose_method(first, second, start, length)

@@ -165,6 +165,14 @@ def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
     return choice
 
 
+def fft_candidate(kernel_size: Sequence[int], stride: Sequence[int]) -> bool:
+    """Whether a layer's geometry lets 'auto' consider the FFT: stride 1 and
+    a kernel of FFT_MIN_TAPS taps or more. Fixed for a layer's lifetime."""
+    if math.prod([int(k) for k in kernel_size]) < FFT_MIN_TAPS:  # kernel sizes are static
+        return False
+    return all(s == 1 for s in stride)
+
+
 def choose_method(input: Tensor, weight: Tensor, stride: Sequence[int],
                   padding: Sequence[int], dilation: Sequence[int], groups: int) -> str:
     """The engine for method='auto': 'fft' or 'direct'.
@@ -176,9 +184,8 @@ def choose_method(input: Tensor, weight: Tensor, stride: Sequence[int],
     torch.backends.cudnn.benchmark. Under torch.compile, export, tracing or
     torch.func, where nothing can be timed, a static cost model decides from
     one sample's shapes, so the choice does not depend on the batch size."""
-    if any(s != 1 for s in stride) or weight.dtype not in (torch.float32, torch.float64):
-        return "direct"
-    if math.prod([int(k) for k in weight.shape[2:]]) < FFT_MIN_TAPS:
+    if (not fft_candidate(weight.shape[2:], stride)
+            or weight.dtype not in (torch.float32, torch.float64)):
         return "direct"
     if input.dim() == weight.dim() - 1:  # unbatched (the layers accept it)
         input = input.unsqueeze(0)

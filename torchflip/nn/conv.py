@@ -13,7 +13,6 @@ cross-correlation.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
@@ -26,7 +25,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 
 from torchflip.nn._arguments import check_layer_sizes
 from torchflip.nn._conversion import copy_convolution
-from torchflip.nn._fft_conv import FFT_MIN_TAPS, check_method, choose_method
+from torchflip.nn._fft_conv import check_method, choose_method, fft_candidate
 from torchflip.nn._flip_cache import FlipCacheMixin, FlippedWeightCache
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d"]
@@ -56,8 +55,8 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
         method = getattr(self, "method", "auto")  # modules pickled before `method` existed
         if method != "auto":
             return method
-        if math.prod(self.kernel_size) < FFT_MIN_TAPS or any(s != 1 for s in self.stride):
-            return "direct"  # never an FFT candidate; skips the cost model per call
+        if not fft_candidate(self.kernel_size, self.stride):
+            return "direct"  # skips the cost model on every call of such layers
         if self.padding_mode != "zeros" or self.padding == "valid":
             padding = (0,) * self._dims
         elif self.padding == "same":

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import torchflip.nn as tnn
 import torchflip.nn.functional as TF
-from torchflip.nn import _fft_conv
+from torchflip.nn import _method
 
 CONV = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -73,7 +73,8 @@ def test_fft_backward_stays_on_fft():
     with torch.profiler.profile() as prof:
         out.sum().backward()
     names = {e.name for e in prof.events()}
-    assert not any("conv" in n.lower() for n in names), sorted(names)
+    operators = [n for n in names if n.startswith(("aten::", "torchflip::"))]
+    assert not any("conv" in n for n in operators), sorted(names)
     assert any("fft" in n.lower() for n in names), sorted(names)
 
 
@@ -98,14 +99,14 @@ def test_fft_path_validates_like_the_operator():
 def test_auto_picks_the_faster_engine_for_large_kernels():
     # A 1-D single-channel 2048-tap filter over 32k samples: the FFT is orders
     # of magnitude cheaper than the direct sum on any backend.
-    _fft_conv._MEASURED.clear()
+    _method._MEASURED.clear()
     x, w = torch.randn(1, 1, 32768), torch.randn(1, 1, 2048)
-    assert _fft_conv.choose_method(x, w, (1,), (0,), (1,), 1) == "fft"
+    assert _method.choose_engines(x, w, (1,), (0,), (1,), 1) == _method.FFT
     # A 3x3 kernel never goes to the FFT.
-    assert _fft_conv.choose_method(torch.randn(1, 4, 16, 16), torch.randn(4, 4, 3, 3),
-                                   (1, 1), (1, 1), (1, 1), 1) == "direct"
+    assert _method.choose_engines(torch.randn(1, 4, 16, 16), torch.randn(4, 4, 3, 3),
+                                  (1, 1), (1, 1), (1, 1), 1) == _method.DIRECT
     # Stride 2 never goes to the FFT.
-    assert _fft_conv.choose_method(x, w, (2,), (0,), (1,), 1) == "direct"
+    assert _method.choose_engines(x, w, (2,), (0,), (1,), 1) == _method.DIRECT
 
 
 @pytest.mark.parametrize("method", ["auto", "direct", "fft"])
@@ -124,3 +125,126 @@ def test_static_model_is_used_under_compile_and_matches():
     x = torch.randn(2, 1, 8192)
     compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
     torch.testing.assert_close(compiled(x), layer.to_torch()(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture
+def tiny_blocks(monkeypatch):
+    """Forces the FFT engine to work in the smallest blocks (one group and
+    one sample per block in most cases), whatever the layer's size."""
+    from torchflip.nn import _fft_conv
+
+    monkeypatch.setattr(_fft_conv, "BLOCK_MIN_BYTES", 1)
+    monkeypatch.setattr(_fft_conv, "BLOCK_INPUT_SHARE", 1 << 40)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[1] > 0], ids=str)
+def test_blocked_fft_matches_reference(case, tiny_blocks):
+    from torchflip.nn import _fft_conv
+
+    dims, n, cin, cout, size, k, padding, dilation, groups = case
+    x = torch.randn((n + 1, cin) + (size,) * dims, dtype=torch.float64, requires_grad=True)
+    w = torch.randn((cout, cin // groups) + (k,) * dims, dtype=torch.float64,
+                    requires_grad=True)
+    b = torch.randn(cout, dtype=torch.float64, requires_grad=True)
+    pad = padding if isinstance(padding, int) else 0
+    if not isinstance(padding, str):
+        blocks = _fft_conv._blocks(x, _fft_conv.transform_lengths(x.shape[2:], [pad] * dims),
+                                   groups)
+        assert blocks[0] * blocks[1] < groups * x.shape[0]  # really split
+    out = CONV[dims](x, w, b, 1, padding, dilation, groups, method="fft")
+    ref = TORCH_CONV[dims](x, _flip(w), b, 1, padding, dilation, groups)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(ref)
+    for mask in itertools.product([True, False], repeat=3):
+        wanted = [t for t, m in zip((x, w, b), mask) if m]
+        if not wanted:
+            continue
+        torch.testing.assert_close(torch.autograd.grad(out, wanted, g, retain_graph=True),
+                                   torch.autograd.grad(ref, wanted, g, retain_graph=True))
+
+
+ENGINE_PAIRS = [_method.Engines(f, b) for f in ("direct", "fft") for b in ("direct", "fft")
+                if "fft" in (f, b)]
+
+
+@pytest.mark.parametrize("engines", ENGINE_PAIRS, ids=lambda e: f"{e.forward}+{e.backward}")
+@pytest.mark.parametrize("blocked", [False, True])
+def test_each_pass_engine_is_differentiable_twice(engines, blocked, request):
+    from torchflip.nn._engines import TwoEngineConv
+
+    if blocked:
+        request.getfixturevalue("tiny_blocks")
+    for dims, groups in ((1, 2), (2, 1)):
+        x = torch.randn((2, 2) + (6,) * dims, dtype=torch.float64, requires_grad=True)
+        w = torch.randn((2, 2 // groups) + (3,) * dims, dtype=torch.float64,
+                        requires_grad=True)
+        b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+        padding, dilation = (1,) * dims, (2,) * dims
+
+        def f(x, w, b):
+            return TwoEngineConv.apply(x, w, b, engines, padding, dilation, groups)
+
+        ref = TORCH_CONV[dims](x, _flip(w), b, 1, padding, dilation, groups)
+        torch.testing.assert_close(f(x, w, b), ref)
+        assert torch.autograd.gradcheck(f, (x, w, b))
+        assert torch.autograd.gradgradcheck(f, (x, w, b))
+        assert torch.autograd.gradgradcheck(lambda x, w: f(x, w, None), (x, w))
+
+
+def _ran_operators(fn):
+    with torch.profiler.profile() as prof:
+        fn()
+    return {e.name for e in prof.events()}
+
+
+def test_auto_picks_each_pass_engine_by_its_own_time(monkeypatch):
+    """With training-mode timings saying the direct forward and the FFT
+    backward are faster, 'auto' runs exactly that: the direct operator
+    forward, FFTs (and no convolution) backward; with the opposite timings,
+    the opposite. The result matches the reference either way."""
+    times = {}
+
+    def fake_seconds(run, device):
+        called = run.__code__.co_names  # the engine function each timed lambda calls
+        name = "fft" if {"fft_forward", "fft_backward"} & set(called) else "direct"
+        phase = "backward" if {"_conv_backward", "fft_backward"} & set(called) else "forward"
+        return times[phase, name]
+
+    monkeypatch.setattr(_method, "_best_seconds", fake_seconds)
+    layer = tnn.Conv1d(3, 3, 101, padding=50, groups=3)
+    ref = layer.to_torch()
+    x = torch.randn(2, 3, 300, requires_grad=True)
+    for fwd, bwd in (("direct", "fft"), ("fft", "direct")):
+        _method._MEASURED.clear()
+        times.update({("forward", fwd): 1.0, ("forward", "fft" if fwd == "direct" else "direct"):
+                      2.0, ("backward", bwd): 1.0,
+                      ("backward", "fft" if bwd == "direct" else "direct"): 2.0})
+        out = layer(x)
+        assert _method._MEASURED[next(iter(_method._MEASURED))] == (fwd, bwd)
+        forward_ops = _ran_operators(lambda: layer(x))
+        assert any(n.startswith("aten::_fft") for n in forward_ops) == (fwd == "fft")
+        backward_ops = _ran_operators(lambda: layer(x).sum().backward())
+        backward_only = backward_ops - forward_ops
+        assert ("torchflip::conv_backward" in backward_only) == (bwd == "direct")
+        torch.testing.assert_close(out, ref(x), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(torch.autograd.grad(out.sum(), x),
+                                   torch.autograd.grad(ref(x).sum(), x), rtol=1e-4, atol=1e-4)
+    # Inference calls time the forward pass only, and use its engine.
+    _method._MEASURED.clear()
+    times.update({("forward", "direct"): 1.0, ("forward", "fft"): 2.0})
+    with torch.no_grad():
+        layer(x)
+    assert list(_method._MEASURED.values()) == [("direct", "direct")]
+
+
+def test_auto_times_engines_on_the_real_operands():
+    """Without faked timings: the measured choice for a training call is a
+    valid pair, stored per configuration, and reused."""
+    _method._MEASURED.clear()
+    x, w = torch.randn(1, 1, 8192, requires_grad=True), torch.randn(1, 1, 1024,
+                                                                    requires_grad=True)
+    engines = _method.choose_engines(x, w, (1,), (0,), (1,), 1)
+    assert engines.forward in ("direct", "fft") and engines.backward in ("direct", "fft")
+    assert len(_method._MEASURED) == 1
+    assert _method.choose_engines(x, w, (1,), (0,), (1,), 1) == engines
+    assert len(_method._MEASURED) == 1

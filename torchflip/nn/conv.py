@@ -5,7 +5,9 @@ state_dict keys and default initialisation, but computes true convolution
 (the kernel flipped along every spatial dimension). One keyword-only argument
 is added: ``method='auto' | 'direct' | 'fft'`` picks the engine. 'direct' is
 the compiled operator; 'fft' the FFT engine (stride 1), fast for large
-kernels; 'auto' (default) lets a cost model choose per layer and input size. They deliberately do not
+kernels; 'auto' (default) times both engines once per layer and input size
+and uses the faster for each pass, so a training step may run the forward
+pass directly and the backward pass through the FFT. They deliberately do not
 subclass torch.nn.Conv1d/2d/3d, so that tools which rewrite those modules
 (conv-batchnorm fusion patterns, quantization) never treat them as
 cross-correlation.
@@ -25,7 +27,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 
 from torchflip.nn._arguments import check_layer_sizes
 from torchflip.nn._conversion import copy_convolution
-from torchflip.nn._fft_conv import check_method, choose_method, fft_candidate
+from torchflip.nn._method import DIRECT, Engines, check_method, choose_engines, fft_candidate
 from torchflip.nn._flip_cache import FlipCacheMixin, FlippedWeightCache
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d"]
@@ -49,21 +51,21 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
         self.method = method
         self._flip_cache = FlippedWeightCache()
 
-    def _engine(self, input: Tensor, weight: Tensor) -> str:
-        """The engine for this call: ``method``, with 'auto' resolved by the
-        cost model of torchflip.nn._fft_conv."""
+    def _engines(self, input: Tensor, weight: Tensor) -> Engines:
+        """The engines of this call's two passes: ``method``'s, with 'auto'
+        resolved by torchflip.nn._method."""
         method = getattr(self, "method", "auto")  # modules pickled before `method` existed
         if method != "auto":
-            return method
+            return Engines(method, method)
         if not fft_candidate(self.kernel_size, self.stride):
-            return "direct"  # skips the cost model on every call of such layers
+            return DIRECT  # skips the engine choice on every call of such layers
         if self.padding_mode != "zeros" or self.padding == "valid":
             padding = (0,) * self._dims
         elif self.padding == "same":
             padding = tuple(d * (k - 1) // 2 for d, k in zip(self.dilation, self.kernel_size))
         else:
             padding = self.padding
-        return choose_method(input, weight, self.stride, padding, self.dilation, self.groups)
+        return choose_engines(input, weight, self.stride, padding, self.dilation, self.groups)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         if not isinstance(input, Tensor):
@@ -75,8 +77,8 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
             input = nn.functional.pad(input, self._reversed_padding_repeated_twice,
                                       mode=self.padding_mode)
             padding = 0
-        method = self._engine(input, weight)
-        if method == "direct" and FlippedWeightCache.applies(weight):
+        engines = self._engines(input, weight)
+        if engines == DIRECT and FlippedWeightCache.applies(weight):
             # No gradient reaches the weight: torch's cross-correlation with the
             # cached flipped weight is the same true convolution, minus the flip.
             self._flip_cache.check_once((TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1],
@@ -85,9 +87,8 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
             conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
             return conv[self._dims - 1](input, self._flip_cache.get(weight), bias, self.stride,
                                         padding, self.dilation, self.groups)
-        conv = (TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1]
-        return conv(input, weight, bias, self.stride, padding, self.dilation, self.groups,
-                    method=method)
+        return TF._conv_nd(input, weight, bias, self.stride, padding, self.dilation, self.groups,
+                           self._dims, engines)
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, self.weight, self.bias)

@@ -24,7 +24,8 @@ the identical function; this is also MATLAB's ``conv(..., 'same')``. (The
 ``'direct'`` (default) runs the compiled operator ``torch.ops.torchflip.conv``;
 ``'fft'`` computes the same convolution through the FFT (stride 1; float32
 error about 1e-6 of the output's scale, gradients FFT-based too); ``'auto'``
-picks the faster (see :mod:`torchflip.nn._fft_conv`). The FFT serves float32
+picks the faster engine for the forward pass and, separately, for the
+backward pass (see :mod:`torchflip.nn._method`). The FFT serves float32
 and float64 operands with finite values; anything else (half precision,
 integers, NaN or infinity, an empty batch) runs the direct operator.
 
@@ -35,20 +36,15 @@ same weight: ``<conv(x, w), y> == <x, conv_transpose(y, w)>``, which equals
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
 
 from torchflip import _ops
-from torchflip.nn._fft_conv import (
-    all_finite,
-    check_fft_inputs,
-    check_method,
-    fft_supports,
-    choose_method,
-    fft_conv,
-)
+from torchflip.nn._engines import true_conv
+from torchflip.nn._fft_conv import all_finite, check_fft_inputs, fft_supports
+from torchflip.nn._method import DIRECT, Engines, check_method, choose_engines
 from torchflip.nn._arguments import (
     IntOrTuple,
     PaddingArg,
@@ -71,12 +67,15 @@ __all__ = [
 
 def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntOrTuple,
              padding: PaddingArg, dilation: IntOrTuple, groups: int, dims: int,
-             method: str) -> Tensor:
+             method: Union[str, Engines]) -> Tensor:
+    """The forward convolutions; ``method`` is a public method name, or the
+    engines a layer has already chosen for 'auto'."""
     op = f"torchflip.nn.functional.conv{dims}d"
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: expected 'input' to be a Tensor, but got {type(input).__name__}")
     check_weight_rank(weight, dims, op, "(C_out, C_in / groups, *kernel)")
-    check_method(method, op)
+    if not isinstance(method, Engines):
+        check_method(method, op)
     stride_t = expand("stride", stride, dims, op)
     dilation_t = expand("dilation", dilation, dims, op)
     input, unbatched = batchify(input, dims, op)
@@ -94,19 +93,18 @@ def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntO
         raise TypeError(f"{op}: expected 'bias' to be a Tensor or None, but got "
                         f"{type(bias).__name__}")
     if method == "auto":
-        method = choose_method(input, weight, stride_t, padding_t, dilation_t, groups)
-    if method == "fft":
+        engines = choose_engines(input, weight, stride_t, padding_t, dilation_t, groups)
+    else:
+        engines = method if isinstance(method, Engines) else Engines(method, method)
+    if engines.uses_fft:
         check_fft_inputs(input, weight, stride_t, op)
         _ops.check_conv_args(input, weight, bias, stride_t, padding_t, dilation_t, groups)
         if (input.numel() == 0 or not fft_supports(input)
                 or not all_finite(input, weight, bias)):
             # Nothing to transform, a dtype the FFT does not serve, or
             # non-finite values that the direct sum confines.
-            method = "direct"
-    if method == "fft":
-        out = fft_conv(input, weight, bias, padding_t, dilation_t, groups)
-    else:
-        out = _ops.conv(input, weight, bias, stride_t, padding_t, dilation_t, groups)
+            engines = DIRECT
+    out = true_conv(input, weight, bias, stride_t, padding_t, dilation_t, groups, engines)
     return out.squeeze(0) if unbatched else out
 
 

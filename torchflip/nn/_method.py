@@ -1,0 +1,189 @@
+"""The engines of a true-convolution layer, and how ``method='auto'`` picks them.
+
+A true convolution has two engines: 'direct' (the compiled operator, one
+cross-correlation with the reversed weight) and 'fft' (torchflip.nn._fft_conv,
+stride 1). They compute the same function, so the forward and the backward
+pass of one call may use different engines: on CPU, the direct depthwise
+forward with a 13x13 kernel is several times faster than the FFT, while its
+backward is several times slower. :class:`Engines` names the engine of each
+pass; ``method='direct'`` and ``'fft'`` use one engine for both.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import Tensor
+
+from torchflip.nn._fft_conv import fft_backward, fft_forward, transform_lengths
+
+METHODS = ("auto", "direct", "fft")
+# Smaller kernels stay direct: the FFT rarely wins there, and costs memory.
+FFT_MIN_TAPS = 100
+
+# Static cost model, used where nothing can be timed (torch.compile,
+# torch.export, tracing, torch.func). Fitted on the 2-core development CPU
+# (torch 2.13, float32): seconds per multiply-add of the direct convolution
+# (oneDNN is several times faster on dense multi-channel 2-D/3-D layers than
+# on depthwise or 1-D ones), per (point x log2 points) of a real FFT, and per
+# complex multiply-add of the spectral product.
+_DIRECT_MAC_DENSE = 1.2e-11
+_DIRECT_MAC_OTHER = 5e-11
+_FFT_POINT_LOG = 2.7e-10
+_SPECTRAL_MAC = 1.5e-9
+# Direct wins near the crossover anyway (exact, no extra memory): FFT must be
+# predicted this much faster to be chosen.
+_FFT_MARGIN = 1.5
+
+# Eager 'auto' times both engines once per layer configuration and reuses the
+# winners, as torch.backends.cudnn.benchmark does: the direct engine's speed
+# varies too much between backends and layer shapes for any static model.
+_MEASURED: "OrderedDict[tuple, Engines]" = OrderedDict()
+_MEASURED_MAX = 1024
+
+
+class Engines(NamedTuple):
+    """The engine of the forward pass and of the backward pass."""
+
+    forward: str
+    backward: str
+
+    @property
+    def uses_fft(self) -> bool:
+        return "fft" in self
+
+
+DIRECT = Engines("direct", "direct")
+FFT = Engines("fft", "fft")
+
+
+def check_method(method: str, op: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"{op}: expected 'method' to be one of {METHODS}, but got {method!r}")
+
+
+def predicted_costs(input_shape: Sequence[int], weight_shape: Sequence[int],
+                    padding: Sequence[int], dilation: Sequence[int],
+                    groups: int) -> tuple[float, float]:
+    """(direct, fft) predicted seconds for one forward call, stride 1."""
+    n, c = input_shape[0], input_shape[1]
+    o, cg = weight_shape[0], weight_shape[1]
+    spatial, kernel = input_shape[2:], weight_shape[2:]
+    out = [s + 2 * p - d * (k - 1) for s, p, d, k in zip(spatial, padding, dilation, kernel)]
+    if min(out) <= 0:
+        return 0.0, math.inf
+    mac = _DIRECT_MAC_DENSE if cg >= 8 and len(kernel) >= 2 else _DIRECT_MAC_OTHER
+    direct = mac * n * o * cg * math.prod(kernel) * math.prod(out)
+    lengths = transform_lengths(spatial, padding)
+    points = math.prod(lengths)
+    freqs = points // lengths[-1] * (lengths[-1] // 2 + 1)
+    transforms = n * c + o * cg + n * o  # input, weight and output maps
+    fft = (_FFT_POINT_LOG * transforms * points * math.log2(max(points, 2))
+           + _SPECTRAL_MAC * n * o * cg * freqs)
+    return direct, fft
+
+
+def _static_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
+                   dilation: Sequence[int], groups: int) -> Engines:
+    dims = weight.dim() - 2
+    sample = [1, int(weight.shape[1]) * groups] + [int(s) for s in input.shape[-dims:]]
+    direct, fft = predicted_costs(sample, [int(s) for s in weight.shape], padding, dilation,
+                                  groups)
+    return FFT if fft * _FFT_MARGIN < direct else DIRECT
+
+
+def _best_seconds(run, device: torch.device) -> float:
+    """The faster of two timed calls of ``run``, after a warm-up call (allocations, FFT
+    plans, oneDNN primitives)."""
+    run()
+    times = []
+    for _ in range(2):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
+                     dilation: Sequence[int], groups: int) -> Engines:
+    # A call whose gradient is wanted times each pass on its own, so that
+    # each pass gets its faster engine.
+    backward = torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad)
+    key = (tuple(input.shape[1:]), tuple(weight.shape), input.dtype, input.device,
+           tuple(padding), tuple(dilation), groups, backward)
+    if key in _MEASURED:
+        _MEASURED.move_to_end(key)
+        return _MEASURED[key]
+    x, w = input.detach(), weight.detach()
+    stride = (1,) * (w.dim() - 2)
+    with torch.no_grad():
+        forwards = {
+            "direct": lambda: torch.ops.torchflip._conv(x, w, None, stride, padding, dilation,
+                                                        groups),
+            "fft": lambda: fft_forward(x, w, None, padding, dilation, groups),
+        }
+        seconds = {name: _best_seconds(run, x.device) for name, run in forwards.items()}
+        forward = min(seconds, key=seconds.get)
+        engines = Engines(forward, forward)
+        if backward:
+            g = torch.ones_like(forwards[forward]())
+            mask = [True, True, False]
+            backwards = {
+                "direct": lambda: torch.ops.torchflip._conv_backward(
+                    g, x, w, stride, padding, dilation, groups, mask),
+                "fft": lambda: fft_backward(g, x, w, padding, dilation, groups, mask),
+            }
+            seconds = {name: _best_seconds(run, x.device) for name, run in backwards.items()}
+            engines = Engines(forward, min(seconds, key=seconds.get))
+    _MEASURED[key] = engines
+    if len(_MEASURED) > _MEASURED_MAX:
+        _MEASURED.popitem(last=False)
+    return engines
+
+
+def fft_candidate(kernel_size: Sequence[int], stride: Sequence[int]) -> bool:
+    """Whether a layer's geometry lets 'auto' consider the FFT: stride 1 and
+    a kernel of FFT_MIN_TAPS taps or more. Fixed for a layer's lifetime."""
+    if math.prod([int(k) for k in kernel_size]) < FFT_MIN_TAPS:  # kernel sizes are static
+        return False
+    return all(s == 1 for s in stride)
+
+
+def choose_engines(input: Tensor, weight: Tensor, stride: Sequence[int],
+                   padding: Sequence[int], dilation: Sequence[int], groups: int) -> Engines:
+    """The engines for method='auto'.
+
+    Only stride-1 float32/float64 layers with kernels of 100 taps or more
+    are candidates for the FFT. In eager mode each engine's forward pass (and,
+    when a gradient is wanted, its backward pass) is timed once per
+    configuration (input shape without the batch, weight shape, dtype,
+    device, padding, dilation, groups, gradient or not) and the faster engine
+    of each pass is kept, like torch.backends.cudnn.benchmark. Under
+    torch.compile, export, tracing or torch.func, where nothing can be
+    timed, a static cost model picks one engine for both passes from one
+    sample's shapes, so the choice does not depend on the batch size."""
+    if (not fft_candidate(weight.shape[2:], stride)
+            or weight.dtype not in (torch.float32, torch.float64)):
+        return DIRECT
+    if input.dim() == weight.dim() - 1:  # unbatched (the layers accept it)
+        input = input.unsqueeze(0)
+    if input.dim() != weight.dim():
+        return DIRECT  # a wrong rank: the operator reports it
+    if not torch.compiler.is_compiling() and (input.numel() == 0 or weight.numel() == 0):
+        return DIRECT  # nothing to compute; FFT libraries reject empty transforms
+    from torchflip import _ops
+
+    # Timings differ between runs and machines; deterministic mode must not
+    # let them pick the engine (and so the rounding) of a computation.
+    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or _ops.functorch_path()
+            or input.device.type == "meta" or torch.are_deterministic_algorithms_enabled()):
+        return _static_choice(input, weight, padding, dilation, groups)
+    return _measured_choice(input, weight, padding, dilation, groups)

@@ -204,7 +204,7 @@ def test_auto_picks_each_pass_engine_by_its_own_time(monkeypatch):
     the opposite. The result matches the reference either way."""
     times = {}
 
-    def fake_seconds(run, device):
+    def fake_seconds(run, device, limit=None):
         called = run.__code__.co_names  # the engine function each timed lambda calls
         name = "fft" if {"fft_forward", "fft_backward"} & set(called) else "direct"
         phase = "backward" if {"_conv_backward", "fft_backward"} & set(called) else "forward"

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from torchflip import _ops
-from torchflip.nn._fft_conv import fft_backward, fft_conv, fft_forward
+from torchflip.nn._fft_conv import all_finite, fft_backward, fft_conv, fft_forward
 from torchflip.nn._method import Engines
 
 
@@ -32,7 +32,9 @@ class TwoEngineConv(torch.autograd.Function):
         ctx.save_for_backward(input, weight)
         ctx.engines, ctx.padding, ctx.dilation, ctx.groups = engines, padding, dilation, groups
         ctx.has_bias = bias is not None
-        if engines.forward == "fft":
+        # Non-finite operands take the direct engine, which confines NaN and
+        # infinity to the outputs they touch (see all_finite).
+        if engines.forward == "fft" and all_finite(input, weight, bias):
             return fft_forward(input, weight, bias, padding, dilation, groups)
         return torch.ops.torchflip._conv(input, weight, bias, [1] * len(padding), padding,
                                          dilation, groups)
@@ -42,7 +44,7 @@ class TwoEngineConv(torch.autograd.Function):
         input, weight = ctx.saved_tensors
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
                 ctx.has_bias and ctx.needs_input_grad[2]]
-        if ctx.engines.backward == "fft":
+        if ctx.engines.backward == "fft" and all_finite(grad_output, input, weight):
             grads = fft_backward(grad_output, input, weight, ctx.padding, ctx.dilation,
                                  ctx.groups, mask)
         else:
@@ -68,4 +70,6 @@ def true_conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Seq
     if _eager():
         return TwoEngineConv.apply(input, weight, bias, engines, tuple(padding),
                                    tuple(dilation), groups)
+    if not all_finite(input, weight, bias):
+        return _ops.conv(input, weight, bias, stride, padding, dilation, groups)
     return fft_conv(input, weight, bias, padding, dilation, groups)

@@ -96,20 +96,32 @@ def _static_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
     return FFT if fft * _FFT_MARGIN < direct else DIRECT
 
 
-def _best_seconds(run, device: torch.device) -> float:
-    """The faster of two timed calls of ``run``, after a warm-up call (allocations, FFT
-    plans, oneDNN primitives)."""
-    run()
-    times = []
-    for _ in range(2):
+def _best_seconds(run, device: torch.device, limit: float = math.inf) -> float:
+    """The faster of two timed calls of ``run``, after a warm-up call
+    (allocations, FFT plans, oneDNN primitives). A warm-up slower than
+    ``limit`` is the answer: that engine has lost already, and a direct
+    depthwise pass with a large kernel can take seconds."""
+    def timed() -> float:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
         run()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
+        return time.perf_counter() - start
+
+    first = timed()
+    if first > limit:
+        return first
+    return min(timed(), timed())
+
+
+def _faster(runs: dict, device: torch.device) -> str:
+    """The name of the faster engine in ``runs`` (name -> call), the FFT
+    timed first: its time bounds how long the direct engine is given."""
+    fft = _best_seconds(runs["fft"], device)
+    direct = _best_seconds(runs["direct"], device, limit=3 * fft)
+    return "fft" if fft < direct else "direct"
 
 
 def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
@@ -130,8 +142,7 @@ def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
                                                         groups),
             "fft": lambda: fft_forward(x, w, None, padding, dilation, groups),
         }
-        seconds = {name: _best_seconds(run, x.device) for name, run in forwards.items()}
-        forward = min(seconds, key=seconds.get)
+        forward = _faster(forwards, x.device)
         engines = Engines(forward, forward)
         if backward:
             g = torch.ones_like(forwards[forward]())
@@ -141,8 +152,7 @@ def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
                     g, x, w, stride, padding, dilation, groups, mask),
                 "fft": lambda: fft_backward(g, x, w, padding, dilation, groups, mask),
             }
-            seconds = {name: _best_seconds(run, x.device) for name, run in backwards.items()}
-            engines = Engines(forward, min(seconds, key=seconds.get))
+            engines = Engines(forward, _faster(backwards, x.device))
     _MEASURED[key] = engines
     if len(_MEASURED) > _MEASURED_MAX:
         _MEASURED.popitem(last=False)

@@ -43,7 +43,7 @@ from torch import Tensor
 
 from torchflip import _ops
 from torchflip.nn._engines import true_conv
-from torchflip.nn._fft_conv import all_finite, check_fft_inputs, fft_supports
+from torchflip.nn._fft_conv import check_fft_inputs, fft_supports
 from torchflip.nn._method import DIRECT, Engines, check_method, choose_engines
 from torchflip.nn._arguments import (
     IntOrTuple,
@@ -99,10 +99,9 @@ def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntO
     if engines.uses_fft:
         check_fft_inputs(input, weight, stride_t, op)
         _ops.check_conv_args(input, weight, bias, stride_t, padding_t, dilation_t, groups)
-        if (input.numel() == 0 or not fft_supports(input)
-                or not all_finite(input, weight, bias)):
-            # Nothing to transform, a dtype the FFT does not serve, or
-            # non-finite values that the direct sum confines.
+        if input.numel() == 0 or not fft_supports(input):
+            # Nothing to transform, or a dtype the FFT does not serve.
+            # (Non-finite operands are checked where the FFT runs.)
             engines = DIRECT
     out = true_conv(input, weight, bias, stride_t, padding_t, dilation_t, groups, engines)
     return out.squeeze(0) if unbatched else out

@@ -7,6 +7,7 @@
 #include <ATen/ops/complex.h>
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/imag.h>
 #include <ATen/ops/real.h>
 
@@ -78,7 +79,9 @@ at::Tensor complex_bilinear(const RealBilinear& f, const at::Tensor& ar,
 // several grad_input-sized buffers for a strided convolution, so this
 // measured worse than reversing the weight (peak of fwd+bwd over torch.nn's:
 // resnet50 layer3.0.conv2/2 1.14 against 1.11, wav2vec2.conv5 1.27 against
-// 1.14). Such layers reverse the weight.
+// 1.14). Such layers reverse the weight, and where the weight is the larger
+// of w and g, grad_input takes half of the input channels at a time
+// (input_grad_in_halves).
 struct FlipPlan {
   std::vector<int64_t> dims;  // the spatial dimensions that are reversed
   // Per spatial dimension, the inputs past the last window (their gradient
@@ -130,6 +133,13 @@ bool smaller(const c10::SymInt& a, const c10::SymInt& b) {
   const auto x = known(a);
   const auto y = known(b);
   return x && y && *x < *y;
+}
+
+bool has_known_sizes(const at::Tensor& t) {
+  const auto sizes = t.sym_sizes();
+  return std::all_of(sizes.begin(), sizes.end(), [](const c10::SymInt& size) {
+    return known(size).has_value();
+  });
 }
 
 // Reverses `t` along `dims` (spatial, never 0 or 1) in place, a block of its
@@ -184,6 +194,44 @@ at::Tensor real_convolution(const at::Tensor& input, const at::Tensor& weight,
   return convolve(input, weight.flip(plan.dims));
 }
 
+// ATen 2.13's CPU (oneDNN) bfloat16 transposed convolution crashes the
+// process on inputs of 2^31 elements or more.
+bool transposed_convolution_crashes(const at::Tensor& input) {
+  return input.device().is_cpu() && input.scalar_type() == at::kBFloat16 &&
+         input.sym_numel() >= std::numeric_limits<int32_t>::max();
+}
+
+// grad_input = corr_input_grad(g, R(w)) for half of the input channels (of
+// every group) at a time, each half from its half of the reversed weight and
+// copied into place: half the weight's reversal is held, and on CPU ATen's
+// own buffers for a strided grad_input (oneDNN's blocked layout and its
+// reorders, several grad_input-sized tensors) shrink with the half. The
+// transposed convolution is that gradient without reading the input, whose
+// channel slice convolution_backward would copy; its output padding restores
+// the unused trailing inputs.
+at::Tensor input_grad_in_halves(const at::Tensor& grad_output,
+                                const at::Tensor& input,
+                                const at::Tensor& weight, const FlipPlan& plan,
+                                const ConvParams& p, int64_t groups) {
+  const c10::SymDimVector output_padding(plan.unused->begin(),
+                                         plan.unused->end());
+  const int64_t per_group = weight.size(1);
+  const int64_t half = (per_group + 1) / 2;
+  at::Tensor grad_input = at::empty(
+      input.sizes(),
+      input.options().memory_format(input.suggest_memory_format()));
+  const at::Tensor grouped = grad_input.unflatten(1, {groups, per_group});
+  for (int64_t start = 0; start < per_group; start += half) {
+    const int64_t width = std::min(half, per_group - start);
+    const at::Tensor piece = at::convolution_symint(
+        grad_output, weight.narrow(1, start, width).flip(plan.dims),
+        std::nullopt, p.stride, p.padding, p.dilation, /*transposed=*/true,
+        output_padding, p.groups);
+    grouped.narrow(2, start, width).copy_(piece.unflatten(1, {groups, width}));
+  }
+  return grad_input;
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
     const at::Tensor& grad_output, const at::Tensor& input,
     const at::Tensor& weight, const ConvParams& p,
@@ -234,9 +282,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
     if (!reversed_weight_grad) reversed_grad.reset();
     grad_input = reverse_in_place(std::move(grad_input), plan.dims);
   } else if (output_mask[0]) {
-    grad_input = std::get<0>(backward(grad_output, input,
-                                      weight.flip(plan.dims),
-                                      {true, false, false}));
+    // Where g is the smaller operand but the activations cannot be reversed,
+    // the weight is reversed half at a time.
+    const auto groups = known(p.groups);
+    if (plan.unused && groups && has_known_sizes(input) &&
+        has_known_sizes(weight) && weight.size(1) > 1 &&
+        smaller(grad_output.sym_numel(), weight.sym_numel()) &&
+        !transposed_convolution_crashes(grad_output)) {
+      grad_input = input_grad_in_halves(grad_output, input, weight, plan, p,
+                                        *groups);
+    } else {
+      grad_input = std::get<0>(backward(grad_output, input,
+                                        weight.flip(plan.dims),
+                                        {true, false, false}));
+    }
   }
   if (reversed_weight_grad) {
     std::tie(std::ignore, grad_weight, grad_bias) =
@@ -322,11 +381,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> complex_convolution_backward(
 at::Tensor true_convolution(const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias,
                             const ConvParams& p) {
-  // ATen 2.13's CPU (oneDNN) bfloat16 transposed convolution crashes the
-  // process on inputs of 2^31 elements or more; refuse rather than crash.
-  TORCH_CHECK(!(p.transposed && input.device().is_cpu() &&
-                input.scalar_type() == at::kBFloat16 &&
-                input.sym_numel() >= std::numeric_limits<int32_t>::max()),
+  // Refuse rather than crash.
+  TORCH_CHECK(!(p.transposed && transposed_convolution_crashes(input)),
               "torchflip.conv_transpose: bfloat16 inputs of 2^31 elements or "
               "more are not supported on CPU (ATen's kernel crashes on them); "
               "split the batch or use float32");

@@ -1,8 +1,9 @@
 """Each phase of the operators reverses whichever operand is smaller: the
 forward the input or the weight, grad_input the output gradient or the
 weight (where the last window ends at the end of the padded input, using
-R(corr(R(x), w)) = corr(x, R(w)); elsewhere the weight), grad_weight the
-weight's gradient in place or, for tiny activations, the activations. Every choice must give
+R(corr(R(x), w)) = corr(x, R(w)); elsewhere the weight, half of its input
+channels at a time when g is the smaller), grad_weight the weight's gradient
+in place or, for tiny activations, the activations. Every choice must give
 the true convolution, its gradients and its second derivatives, on either
 side of every condition that selects it, and results of reversed operands
 are reversed back in place.
@@ -144,7 +145,10 @@ def _expected_choices(x, w, g, stride, padding, dilation):
     aligned = all((x.shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1)
                   % stride[i] == 0 for i in reversed_dims)
     forward = "input" if aligned and x.numel() < w.numel() else "weight"
-    grad_input = "grad" if aligned and g.numel() < w.numel() else "weight"
+    if g.numel() < w.numel():
+        grad_input = "grad" if aligned else ("halves" if w.shape[1] > 1 else "weight")
+    else:
+        grad_input = "weight"
     tiny = 16 * (x.numel() + g.numel()) <= w.numel()
     grad_weight = "activations" if aligned and tiny else "weight"
     return forward, grad_input, grad_weight
@@ -159,13 +163,16 @@ PHASE_CASES = {
     "input-larger-grad-smaller": (1, 2, 16, 14, 1, 31, 3, 2, 1, 1),
     "2d-stride-2": (2, 1, 24, 20, 1, 7, 3, 2, 1, 1),
     "3d": (3, 1, 12, 10, 1, 5, 3, 1, 1, 1),
-    # the last inputs are unused: p >= r, p < r, dilation, groups
+    # the last inputs are unused: p >= r, p < r, dilation, groups, odd halves
     "unused-p>=r": (1, 2, 24, 20, 1, 8, 3, 2, 1, 1),
     "unused-p<r": (1, 2, 24, 20, 1, 9, 2, 2, 0, 1),
     "unused-dilated": (1, 2, 24, 20, 1, 11, 3, 3, 2, 2),
     "unused-groups": (1, 2, 24, 20, 4, 8, 3, 2, 1, 1),
+    "unused-odd-halves": (1, 2, 20, 16, 4, 9, 2, 2, 0, 1),
     "unused-2d": (2, 2, 24, 20, 1, 8, 3, 2, 1, 1),
     "unused-3d": (3, 1, 12, 10, 1, 6, 3, 2, 1, 1),
+    "unused-light-weight": (1, 2, 2, 3, 1, 8, 3, 2, 1, 1),  # |g| >= |w|
+    "unused-depthwise": (1, 1, 8, 8, 8, 4, 3, 2, 1, 1),  # one channel per group
 }
 
 
@@ -183,7 +190,7 @@ def test_phase_cases_cover_every_choice():
     seen = {_expected_choices(*_phase_case(name)[:3], *_phase_case(name)[3][:3])
             for name in PHASE_CASES}
     assert {c[0] for c in seen} == {"input", "weight"}
-    assert {c[1] for c in seen} == {"grad", "weight"}
+    assert {c[1] for c in seen} == {"grad", "halves", "weight"}
     assert {c[2] for c in seen} == {"activations", "weight"}
 
 
@@ -192,7 +199,10 @@ def test_each_phase_reverses_the_smaller_operand(name):
     x, w, g, hyper = _phase_case(name)
     stride, padding, dilation, groups = hyper
     forward, grad_input, grad_weight = _expected_choices(x, w, g, stride, padding, dilation)
-    shapes = [tuple(t.shape) for t in (x, w, g)]
+    # The two halves of the weight's input channels (none with one channel).
+    halves = [(w.shape[0], -(-w.shape[1] // 2), *w.shape[2:]),
+              (w.shape[0], w.shape[1] // 2, *w.shape[2:])] if w.shape[1] > 1 else []
+    shapes = [tuple(t.shape) for t in (x, w, g)] + halves[:1]
     assert len(set(shapes)) == len(shapes), "the case must tell the operands apart by shape"
 
     flipped = _flipped_shapes(lambda: torch.ops.torchflip.conv(x, w, None, *hyper))
@@ -205,6 +215,7 @@ def test_each_phase_reverses_the_smaller_operand(name):
     flipped = _flipped_shapes(lambda: backward([True, False, False]))
     assert (tuple(g.shape) in flipped) == (grad_input == "grad")
     assert (tuple(w.shape) in flipped) == (grad_input == "weight")
+    assert all((h in flipped) == (grad_input == "halves") for h in halves)
 
     flipped = _flipped_shapes(lambda: backward([False, True, False]))
     assert (tuple(x.shape) in flipped) == (grad_weight == "activations")
@@ -222,6 +233,29 @@ def test_each_phase_reverses_the_smaller_operand(name):
                 torch.testing.assert_close(got[i], want[i])
         if mask[2]:
             torch.testing.assert_close(got[2], g.sum([0, *range(2, g.dim())]))
+
+
+@pytest.mark.parametrize("name", ["unused-groups", "unused-2d", "unused-3d"])
+def test_second_derivatives_of_halves(name):
+    x, w, _, hyper = _phase_case(name)
+    x, w = x[:1].requires_grad_(), w.requires_grad_()
+
+    def op(x, w):
+        return torch.ops.torchflip.conv(x, w, None, *hyper)
+
+    assert gradcheck(op, (x, w), fast_mode=True)
+    assert gradgradcheck(op, (x, w), fast_mode=True)
+
+
+def test_halves_keep_channels_last():
+    x, w, g, hyper = _phase_case("unused-2d", torch.float32)
+    x = x.to(memory_format=torch.channels_last)
+    w = w.to(memory_format=torch.channels_last)
+    assert _expected_choices(x, w, g, *hyper[:3])[1] == "halves"
+    _assert_matches_torch(x.requires_grad_(), w.requires_grad_(), None, hyper,
+                          rtol=1e-4, atol=1e-4)
+    got = torch.ops.torchflip.conv_backward(g, x, w, *hyper, [True, False, False])[0]
+    assert got.is_contiguous(memory_format=torch.channels_last)
 
 
 # (dims, batch, in, out, groups, size, kernel, stride, padding): results of

@@ -1,10 +1,13 @@
 #include "true_convolution.h"
 
+#include <algorithm>
 #include <limits>
+#include <optional>
 
 #include <ATen/ops/complex.h>
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/imag.h>
 #include <ATen/ops/real.h>
 
@@ -46,8 +49,9 @@ at::Tensor complex_bilinear(const RealBilinear& f, const at::Tensor& ar,
 
 // Which operand a real convolution reverses. A true convolution is the
 // cross-correlation with the reversed weight, but for a convolution whose
-// last window ends exactly at the end of its padded input, it is equally the
-// reversed cross-correlation of the reversed input with the weight as it is:
+// last window ends exactly at the end of its padded input ("aligned"), it is
+// equally the reversed cross-correlation of the reversed input with the
+// weight as it is:
 //   y = R(corr(R(x), w))                           (forward)
 //   grad_input = R(corr_input_grad(R(g), w))      (backward)
 //   grad_weight = corr_weight_grad(R(x), R(g))
@@ -57,54 +61,121 @@ at::Tensor complex_bilinear(const RealBilinear& f, const at::Tensor& ar,
 // L_p = s (O - 1) + d (K - 1) + 1: substituting k -> K - 1 - k,
 //   y[i] = sum_k x_p[s i + d k] w[K-1-k] = sum_k x_p[L_p - 1 - s (O-1-i) - d k] w[k]
 //        = corr(R(x_p), w)[O - 1 - i],
-// and R(x_p) is R(x) padded as x is. Reversing the activations costs
-// O(|x| + |y|) instead of O(|w|), both in time and in transient memory, so
-// weight-heavy layers (many channels, small maps) reverse the activations.
+// and R(x_p) is R(x) padded as x is; the gradients are the adjoints of this.
+//
+// Each phase holds its reversed operand while ATen computes with it, so each
+// phase reverses the smaller one: the forward |x| or |w|, grad_input |g| or
+// |w|. The result of a reversed activation is reversed back in place, a
+// sixteenth at a time (reverse_in_place), as grad_weight always is; a
+// reversed output would otherwise be a second output-sized tensor. The weight
+// gradient comes from R(x) and R(g) only when they are under a sixteenth of
+// the weight, which is what reversing grad_weight in place holds.
+//
 // The condition always holds at stride 1. At larger strides that leave the
-// last r inputs unused, widening the padding by s - r would restore it, but
-// costs a whole extra row of outputs per dimension (31% more work for a
-// 7x7 output), more than the weight's reversal saves, so such layers reverse
-// the weight.
+// last r inputs unused, the reversed input would need r more zeros per
+// dimension (padding p - r; for p < r, its first r - p entries cropped and
+// p zeros appended), and grad_input would then be taken for L + r entries
+// per dimension (or copied into a tensor with r - p zeros): ATen holds
+// several grad_input-sized buffers for a strided convolution, so this
+// measured worse than reversing the weight (peak of fwd+bwd over torch.nn's:
+// resnet50 layer3.0.conv2/2 1.14 against 1.11, wav2vec2.conv5 1.27 against
+// 1.14). Such layers reverse the weight, and where the weight is the larger
+// of w and g, grad_input takes half of the input channels at a time
+// (input_grad_in_halves).
 struct FlipPlan {
   std::vector<int64_t> dims;  // the spatial dimensions that are reversed
-  bool activations = false;   // reverse x and g (true) or the weight (false)
+  // Per spatial dimension, the inputs past the last window (their gradient
+  // is zero); nullopt when a size is symbolic.
+  std::optional<std::vector<int64_t>> unused;
+  bool aligned = false;  // none along `dims`: activations may be reversed
 };
 
-FlipPlan plan_flip(const at::Tensor& input, const at::Tensor& weight,
-                   const c10::SymInt& output_numel, const ConvParams& p) {
-  FlipPlan plan{flipped_dims(weight), false};
-  if (plan.dims.empty() || p.transposed) return plan;
-  const auto w = weight.sym_numel().maybe_as_int();
-  const auto x = input.sym_numel().maybe_as_int();
-  const auto y = output_numel.maybe_as_int();
-  // Symbolic sizes (FakeTensor) give the same shapes either way.
-  if (!w || !x || !y || *w <= *x + *y) return plan;
-  for (const int64_t d : plan.dims) {
+// Symbolic sizes (FakeTensor, torch.compile with dynamic shapes) give the
+// same shapes whichever operand is reversed, so they keep the weight path and
+// no decision guards on a size.
+std::optional<int64_t> known(const c10::SymInt& value) {
+  return value.maybe_as_int();
+}
+
+std::optional<std::vector<int64_t>> unused_inputs(const at::Tensor& input,
+                                                  const at::Tensor& weight,
+                                                  const ConvParams& p) {
+  std::vector<int64_t> unused;
+  for (int64_t d = 2; d < input.dim(); ++d) {
     const auto i = static_cast<size_t>(d - 2);
-    const auto size = input.sym_size(d).maybe_as_int();
-    const auto kernel = weight.sym_size(d).maybe_as_int();
-    const auto stride = p.stride[i].maybe_as_int();
-    const auto padding = p.padding[i].maybe_as_int();
-    const auto dilation = p.dilation[i].maybe_as_int();
-    if (!size || !kernel || !stride || !padding || !dilation) return plan;
+    const auto size = known(input.sym_size(d));
+    const auto kernel = known(weight.sym_size(d));
+    const auto stride = known(p.stride[i]);
+    const auto padding = known(p.padding[i]);
+    const auto dilation = known(p.dilation[i]);
+    if (!size || !kernel || !stride || !padding || !dilation) return {};
     const int64_t span = *size + 2 * *padding - *dilation * (*kernel - 1) - 1;
-    if (span < 0 || span % *stride != 0) return plan;
+    if (span < 0) return {};
+    unused.push_back(span % *stride);
   }
-  plan.activations = true;
+  return unused;
+}
+
+FlipPlan plan_flip(const at::Tensor& input, const at::Tensor& weight,
+                   const ConvParams& p) {
+  FlipPlan plan{flipped_dims(weight), std::nullopt, false};
+  if (plan.dims.empty() || p.transposed) return plan;
+  plan.unused = unused_inputs(input, weight, p);
+  plan.aligned = plan.unused.has_value() &&
+                 std::all_of(plan.dims.begin(), plan.dims.end(), [&](int64_t d) {
+                   return (*plan.unused)[static_cast<size_t>(d - 2)] == 0;
+                 });
   return plan;
 }
 
-c10::SymInt output_numel(const at::Tensor& input, const at::Tensor& weight,
-                         const ConvParams& p) {
-  c10::SymInt numel = input.sym_size(0) * weight.sym_size(0);
-  for (int64_t d = 2; d < input.dim(); ++d) {
-    const auto i = static_cast<size_t>(d - 2);
-    numel *= (input.sym_size(d) + 2 * p.padding[i] -
-              p.dilation[i] * (weight.sym_size(d) - 1) - 1) /
-                 p.stride[i] +
-             1;
+// Whether known sizes show a < b.
+bool smaller(const c10::SymInt& a, const c10::SymInt& b) {
+  const auto x = known(a);
+  const auto y = known(b);
+  return x && y && *x < *y;
+}
+
+bool has_known_sizes(const at::Tensor& t) {
+  const auto sizes = t.sym_sizes();
+  return std::all_of(sizes.begin(), sizes.end(), [](const c10::SymInt& size) {
+    return known(size).has_value();
+  });
+}
+
+// Reverses `t` along `dims` (spatial, never 0 or 1) in place, a block of its
+// first two dimensions at a time: over dim 0 when it has 16 entries or more
+// (grad_weight's output channels, a large batch), else over dim 1 within each
+// entry of dim 0. ATen has no in-place flip, and an out-of-place one holds a
+// second tensor of t's size; block by block, the extra memory is about a
+// sixteenth of t. (Symbolic shapes, as under FakeTensor, small tensors and
+// unusual layouts take the plain flip.)
+at::Tensor reverse_in_place(at::Tensor t, const std::vector<int64_t>& dims) {
+  constexpr int64_t kBlocks = 16;
+  constexpr int64_t kSmall = 1 << 14;  // elements; below this a copy is cheap
+  const auto numel = known(t.sym_numel());
+  const auto rows = known(t.sym_size(0));
+  const auto cols = known(t.sym_size(1));
+  if (!numel || !rows || !cols || *numel < kSmall || *rows * *cols < 2 ||
+      !t.is_non_overlapping_and_dense()) {
+    return t.flip(dims);
   }
-  return numel;
+  const auto reverse = [&](const at::Tensor& block) {
+    block.copy_(block.flip(dims));
+  };
+  if (*rows >= kBlocks || *cols == 1) {
+    for (const auto& block : t.split((*rows + kBlocks - 1) / kBlocks, 0)) {
+      reverse(block);
+    }
+    return t;
+  }
+  const int64_t per_row = (kBlocks + *rows - 1) / *rows;
+  const int64_t width = (*cols + per_row - 1) / per_row;
+  for (int64_t row = 0; row < *rows; ++row) {
+    for (const auto& block : t.narrow(0, row, 1).split(width, 1)) {
+      reverse(block);
+    }
+  }
+  return t;
 }
 
 at::Tensor real_convolution(const at::Tensor& input, const at::Tensor& weight,
@@ -114,37 +185,51 @@ at::Tensor real_convolution(const at::Tensor& input, const at::Tensor& weight,
     return at::convolution_symint(x, w, bias, p.stride, p.padding, p.dilation,
                                   p.transposed, p.output_padding, p.groups);
   };
-  const FlipPlan plan =
-      plan_flip(input, weight,
-                p.transposed ? c10::SymInt(0) : output_numel(input, weight, p),
-                p);
+  const FlipPlan plan = plan_flip(input, weight, p);
   if (plan.dims.empty()) return convolve(input, weight);
-  if (plan.activations) {
-    return convolve(input.flip(plan.dims), weight).flip(plan.dims);
+  if (plan.aligned && smaller(input.sym_numel(), weight.sym_numel())) {
+    return reverse_in_place(convolve(input.flip(plan.dims), weight),
+                            plan.dims);
   }
   return convolve(input, weight.flip(plan.dims));
 }
 
-// Reverses grad_weight along `dims` in place, a block of output channels at a
-// time. ATen has no in-place flip, and an out-of-place one would hold a
-// second weight-sized tensor at the end of the backward pass; block by
-// block, the extra memory is a sixteenth of the weight. (Symbolic shapes, as
-// under FakeTensor, and unusual layouts take the plain flip.)
-at::Tensor flip_in_blocks(at::Tensor grad_weight,
-                          const std::vector<int64_t>& dims) {
-  constexpr int64_t kBlocks = 16;
-  constexpr int64_t kSmall = 1 << 14;  // elements; below this a copy is cheap
-  const auto numel = grad_weight.sym_numel().maybe_as_int();
-  const auto rows = grad_weight.sym_size(0).maybe_as_int();
-  if (!numel || !rows || *numel < kSmall || *rows < 2 ||
-      !grad_weight.is_non_overlapping_and_dense()) {
-    return grad_weight.flip(dims);
+// ATen 2.13's CPU (oneDNN) bfloat16 transposed convolution crashes the
+// process on inputs of 2^31 elements or more.
+bool transposed_convolution_crashes(const at::Tensor& input) {
+  return input.device().is_cpu() && input.scalar_type() == at::kBFloat16 &&
+         input.sym_numel() >= std::numeric_limits<int32_t>::max();
+}
+
+// grad_input = corr_input_grad(g, R(w)) for half of the input channels (of
+// every group) at a time, each half from its half of the reversed weight and
+// copied into place: half the weight's reversal is held, and on CPU ATen's
+// own buffers for a strided grad_input (oneDNN's blocked layout and its
+// reorders, several grad_input-sized tensors) shrink with the half. The
+// transposed convolution is that gradient without reading the input, whose
+// channel slice convolution_backward would copy; its output padding restores
+// the unused trailing inputs.
+at::Tensor input_grad_in_halves(const at::Tensor& grad_output,
+                                const at::Tensor& input,
+                                const at::Tensor& weight, const FlipPlan& plan,
+                                const ConvParams& p, int64_t groups) {
+  const c10::SymDimVector output_padding(plan.unused->begin(),
+                                         plan.unused->end());
+  const int64_t per_group = weight.size(1);
+  const int64_t half = (per_group + 1) / 2;
+  at::Tensor grad_input = at::empty(
+      input.sizes(),
+      input.options().memory_format(input.suggest_memory_format()));
+  const at::Tensor grouped = grad_input.unflatten(1, {groups, per_group});
+  for (int64_t start = 0; start < per_group; start += half) {
+    const int64_t width = std::min(half, per_group - start);
+    const at::Tensor piece = at::convolution_symint(
+        grad_output, weight.narrow(1, start, width).flip(plan.dims),
+        std::nullopt, p.stride, p.padding, p.dilation, /*transposed=*/true,
+        output_padding, p.groups);
+    grouped.narrow(2, start, width).copy_(piece.unflatten(1, {groups, width}));
   }
-  const int64_t block = (*rows + kBlocks - 1) / kBlocks;
-  for (auto& rows_block : grad_weight.split(block, 0)) {
-    rows_block.copy_(rows_block.flip(dims));
-  }
-  return grad_weight;
+  return grad_input;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
@@ -169,40 +254,54 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
     if (!mask[2]) std::get<2>(grads) = at::Tensor();
     return grads;
   };
-  const FlipPlan plan =
-      plan_flip(input, weight, grad_output.sym_numel(), p);
+  const FlipPlan plan = plan_flip(input, weight, p);
   if (plan.dims.empty()) {
     return backward(grad_output, input, weight, output_mask);
   }
-  // grad_input first, with whichever operand the plan reverses; what it
-  // reversed is freed before grad_weight exists.
-  at::Tensor grad_input, grad_weight, grad_bias;
   const bool weight_or_bias = output_mask[1] || output_mask[2];
-  if (plan.activations) {
-    // grad_weight = corr_weight_grad(R(x), R(g)) too, when reversing x is
-    // cheap enough: R(x) and R(g) are held while grad_weight is computed,
-    // where the weight path holds a sixteenth of the weight (below).
-    const bool reversed_weight_grad =
-        weight_or_bias &&
-        16 * (input.sym_numel() + grad_output.sym_numel()) <= weight.sym_numel();
-    const at::Tensor reversed_grad =
-        output_mask[0] || reversed_weight_grad ? grad_output.flip(plan.dims)
-                                               : at::Tensor();
-    if (output_mask[0]) {
-      grad_input = std::get<0>(backward(reversed_grad, input, weight,
-                                        {true, false, false}))
-                       .flip(plan.dims);
-    }
-    if (reversed_weight_grad) {
-      std::tie(std::ignore, grad_weight, grad_bias) =
-          backward(reversed_grad, input.flip(plan.dims), weight,
-                   {false, output_mask[1], output_mask[2]});
-      return {grad_input, grad_weight, grad_bias};
-    }
+  // grad_weight = corr_weight_grad(R(x), R(g)) too, when the activations are
+  // under a sixteenth of the weight: R(x) and R(g) are held while it is
+  // computed, where the weight path holds a sixteenth of the weight (below).
+  const auto activations = known(input.sym_numel() + grad_output.sym_numel());
+  const auto weight_numel = known(weight.sym_numel());
+  const bool reversed_weight_grad = weight_or_bias && plan.aligned &&
+                                    activations && weight_numel &&
+                                    16 * *activations <= *weight_numel;
+  const bool reversed_input_grad =
+      output_mask[0] && plan.aligned &&
+      smaller(grad_output.sym_numel(), weight.sym_numel());
+  // grad_input first, with whichever operand is smaller; what it reversed is
+  // freed before grad_weight exists.
+  at::Tensor grad_input, grad_weight, grad_bias;
+  at::Tensor reversed_grad = reversed_input_grad || reversed_weight_grad
+                                 ? grad_output.flip(plan.dims)
+                                 : at::Tensor();
+  if (reversed_input_grad) {
+    grad_input = std::get<0>(
+        backward(reversed_grad, input, weight, {true, false, false}));
+    if (!reversed_weight_grad) reversed_grad.reset();
+    grad_input = reverse_in_place(std::move(grad_input), plan.dims);
   } else if (output_mask[0]) {
-    grad_input = std::get<0>(backward(grad_output, input,
-                                      weight.flip(plan.dims),
-                                      {true, false, false}));
+    // Where g is the smaller operand but the activations cannot be reversed,
+    // the weight is reversed half at a time.
+    const auto groups = known(p.groups);
+    if (plan.unused && groups && has_known_sizes(input) &&
+        has_known_sizes(weight) && weight.size(1) > 1 &&
+        smaller(grad_output.sym_numel(), weight.sym_numel()) &&
+        !transposed_convolution_crashes(grad_output)) {
+      grad_input = input_grad_in_halves(grad_output, input, weight, plan, p,
+                                        *groups);
+    } else {
+      grad_input = std::get<0>(backward(grad_output, input,
+                                        weight.flip(plan.dims),
+                                        {true, false, false}));
+    }
+  }
+  if (reversed_weight_grad) {
+    std::tie(std::ignore, grad_weight, grad_bias) =
+        backward(reversed_grad, input.flip(plan.dims), weight,
+                 {false, output_mask[1], output_mask[2]});
+    return {grad_input, grad_weight, grad_bias};
   }
   // grad_weight is the gradient of the reversed weight, reversed back in
   // place. The call reads only the weight's shape, so it gets the weight as
@@ -212,7 +311,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
         grad_output, input, weight, {false, output_mask[1], output_mask[2]});
   }
   if (grad_weight.defined()) {
-    grad_weight = flip_in_blocks(std::move(grad_weight), plan.dims);
+    grad_weight = reverse_in_place(std::move(grad_weight), plan.dims);
   }
   return {grad_input, grad_weight, grad_bias};
 }
@@ -282,11 +381,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> complex_convolution_backward(
 at::Tensor true_convolution(const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias,
                             const ConvParams& p) {
-  // ATen 2.13's CPU (oneDNN) bfloat16 transposed convolution crashes the
-  // process on inputs of 2^31 elements or more; refuse rather than crash.
-  TORCH_CHECK(!(p.transposed && input.device().is_cpu() &&
-                input.scalar_type() == at::kBFloat16 &&
-                input.sym_numel() >= std::numeric_limits<int32_t>::max()),
+  // Refuse rather than crash.
+  TORCH_CHECK(!(p.transposed && transposed_convolution_crashes(input)),
               "torchflip.conv_transpose: bfloat16 inputs of 2^31 elements or "
               "more are not supported on CPU (ATen's kernel crashes on them); "
               "split the batch or use float32");

@@ -1,9 +1,11 @@
 // The ATen implementation of true convolution, shared by every operator.
 //
 // A true convolution is the cross-correlation with the spatially flipped
-// kernel, so each kernel flips the weight and calls ATen's convolution (or its
-// backward), which dispatches to the fastest backend for the device (oneDNN,
-// cuDNN, MIOpen, ...). The flip costs O(|weight|), far below the convolution.
+// kernel, so each kernel flips the weight (or, where they are smaller and the
+// windows allow it, the activations; see true_convolution.cpp) and calls
+// ATen's convolution (or its backward), which dispatches to the fastest
+// backend for the device (oneDNN, cuDNN, MIOpen, ...). The flip costs far
+// less than the convolution.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,8 +1,12 @@
-"""The operators reverse whichever operand is cheaper: the weight, or (for a
-weight-heavy layer whose last window ends at the end of the padded input)
-the input and output gradient, using R(corr(R(x), w)) = corr(x, R(w)). Both
-strategies must give the true convolution, its gradients and its second
-derivatives, on either side of every condition that selects them.
+"""Each phase of the operators reverses whichever operand is smaller: the
+forward the input or the weight, grad_input the output gradient or the
+weight (where the last window ends at the end of the padded input, using
+R(corr(R(x), w)) = corr(x, R(w)); elsewhere the weight, half of its input
+channels at a time when g is the smaller), grad_weight the weight's gradient
+in place or, for tiny activations, the activations. Every choice must give
+the true convolution, its gradients and its second derivatives, on either
+side of every condition that selects it, and results of reversed operands
+are reversed back in place.
 
 The reference is torch.nn.functional with the flipped weight."""
 
@@ -133,16 +137,167 @@ def _flipped_shapes(call):
     return [tuple(e.input_shapes[0]) for e in prof.events() if e.name == "aten::flip"]
 
 
-@pytest.mark.parametrize("channels,window,reversed_operand", [
-    (2, WINDOWS[0], "weight"),     # light layer: the weight is cheaper
-    (32, WINDOWS[0], "input"),     # weight-heavy, stride 1
-    (32, WINDOWS[2], "input"),     # weight-heavy, stride 2, window reaches the end
-    (32, WINDOWS[3], "weight"),    # weight-heavy, stride 2, last input unused
-    (32, WINDOWS[5], "weight"),    # weight-heavy, stride 3, last two inputs unused
-])
-def test_the_cheaper_operand_is_reversed(channels, window, reversed_operand):
-    """Guards the tests above: both strategies are really exercised."""
-    x, w, b, hyper = _case(2, window, channels, 1, torch.float32)
-    shapes = _flipped_shapes(lambda: torch.ops.torchflip.conv(x, w, b, *hyper))
-    operand = x if reversed_operand == "input" else w
-    assert tuple(operand.shape) in shapes
+def _expected_choices(x, w, g, stride, padding, dilation):
+    """Which operand each phase should reverse, from the operands' sizes and
+    whether every reversed dimension's last window ends at the end of the
+    padded input."""
+    reversed_dims = [i for i, k in enumerate(w.shape[2:]) if k > 1]
+    aligned = all((x.shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1)
+                  % stride[i] == 0 for i in reversed_dims)
+    forward = "input" if aligned and x.numel() < w.numel() else "weight"
+    if g.numel() < w.numel():
+        grad_input = "grad" if aligned else ("halves" if w.shape[1] > 1 else "weight")
+    else:
+        grad_input = "weight"
+    tiny = 16 * (x.numel() + g.numel()) <= w.numel()
+    grad_weight = "activations" if aligned and tiny else "weight"
+    return forward, grad_input, grad_weight
+
+
+# (dims, batch, in, out, groups, size, kernel, stride, padding, dilation).
+PHASE_CASES = {
+    # windows reach the end of the padded input
+    "weight-heavy": (1, 1, 32, 24, 1, 9, 3, 1, 1, 1),
+    "tiny-activations": (1, 1, 64, 48, 1, 5, 3, 1, 1, 1),
+    "input-as-large-as-weight": (1, 2, 4, 6, 1, 9, 3, 1, 1, 1),  # |x| == |w|
+    "input-larger-grad-smaller": (1, 2, 16, 14, 1, 31, 3, 2, 1, 1),
+    "2d-stride-2": (2, 1, 24, 20, 1, 7, 3, 2, 1, 1),
+    "3d": (3, 1, 12, 10, 1, 5, 3, 1, 1, 1),
+    # the last inputs are unused: p >= r, p < r, dilation, groups, odd halves
+    "unused-p>=r": (1, 2, 24, 20, 1, 8, 3, 2, 1, 1),
+    "unused-p<r": (1, 2, 24, 20, 1, 9, 2, 2, 0, 1),
+    "unused-dilated": (1, 2, 24, 20, 1, 11, 3, 3, 2, 2),
+    "unused-groups": (1, 2, 24, 20, 4, 8, 3, 2, 1, 1),
+    "unused-odd-halves": (1, 2, 20, 16, 4, 9, 2, 2, 0, 1),
+    "unused-2d": (2, 2, 24, 20, 1, 8, 3, 2, 1, 1),
+    "unused-3d": (3, 1, 12, 10, 1, 6, 3, 2, 1, 1),
+    "unused-light-weight": (1, 2, 2, 3, 1, 8, 3, 2, 1, 1),  # |g| >= |w|
+    "unused-depthwise": (1, 1, 8, 8, 8, 4, 3, 2, 1, 1),  # one channel per group
+}
+
+
+def _phase_case(name, dtype=torch.float64):
+    dims, batch, cin, cout, groups, size, kernel, stride, padding, dilation = PHASE_CASES[name]
+    x = torch.randn(batch, cin, *[size] * dims, dtype=dtype)
+    w = torch.randn(cout, cin // groups, *[kernel] * dims, dtype=dtype)
+    hyper = ([stride] * dims, [padding] * dims, [dilation] * dims, groups)
+    g = torch.randn_like(torch_conv(x, w, None, *hyper))
+    return x, w, g, hyper
+
+
+def test_phase_cases_cover_every_choice():
+    """Guards the case list: each choice of each phase, on either side."""
+    seen = {_expected_choices(*_phase_case(name)[:3], *_phase_case(name)[3][:3])
+            for name in PHASE_CASES}
+    assert {c[0] for c in seen} == {"input", "weight"}
+    assert {c[1] for c in seen} == {"grad", "halves", "weight"}
+    assert {c[2] for c in seen} == {"activations", "weight"}
+
+
+@pytest.mark.parametrize("name", PHASE_CASES)
+def test_each_phase_reverses_the_smaller_operand(name):
+    x, w, g, hyper = _phase_case(name)
+    stride, padding, dilation, groups = hyper
+    forward, grad_input, grad_weight = _expected_choices(x, w, g, stride, padding, dilation)
+    # The two halves of the weight's input channels (none with one channel).
+    halves = [(w.shape[0], -(-w.shape[1] // 2), *w.shape[2:]),
+              (w.shape[0], w.shape[1] // 2, *w.shape[2:])] if w.shape[1] > 1 else []
+    shapes = [tuple(t.shape) for t in (x, w, g)] + halves[:1]
+    assert len(set(shapes)) == len(shapes), "the case must tell the operands apart by shape"
+
+    flipped = _flipped_shapes(lambda: torch.ops.torchflip.conv(x, w, None, *hyper))
+    assert (tuple(x.shape) in flipped) == (forward == "input")
+    assert (tuple(w.shape) in flipped) == (forward == "weight")
+
+    def backward(mask):
+        return torch.ops.torchflip.conv_backward(g, x, w, *hyper, mask)
+
+    flipped = _flipped_shapes(lambda: backward([True, False, False]))
+    assert (tuple(g.shape) in flipped) == (grad_input == "grad")
+    assert (tuple(w.shape) in flipped) == (grad_input == "weight")
+    assert all((h in flipped) == (grad_input == "halves") for h in halves)
+
+    flipped = _flipped_shapes(lambda: backward([False, True, False]))
+    assert (tuple(x.shape) in flipped) == (grad_weight == "activations")
+    assert (tuple(g.shape) in flipped) == (grad_weight == "activations")
+
+    # Values of every phase, alone and together.
+    torch.testing.assert_close(torch.ops.torchflip.conv(x, w, None, *hyper),
+                               torch_conv(x, w, None, *hyper))
+    ref_x, ref_w = x.clone().requires_grad_(), w.clone().requires_grad_()
+    want = torch.autograd.grad(torch_conv(ref_x, ref_w, None, *hyper), (ref_x, ref_w), g)
+    for mask in ([True, False, False], [False, True, False], [True, True, True]):
+        got = backward(mask)
+        for i in (0, 1):
+            if mask[i]:
+                torch.testing.assert_close(got[i], want[i])
+        if mask[2]:
+            torch.testing.assert_close(got[2], g.sum([0, *range(2, g.dim())]))
+
+
+@pytest.mark.parametrize("name", ["unused-groups", "unused-2d", "unused-3d"])
+def test_second_derivatives_of_halves(name):
+    x, w, _, hyper = _phase_case(name)
+    x, w = x[:1].requires_grad_(), w.requires_grad_()
+
+    def op(x, w):
+        return torch.ops.torchflip.conv(x, w, None, *hyper)
+
+    assert gradcheck(op, (x, w), fast_mode=True)
+    assert gradgradcheck(op, (x, w), fast_mode=True)
+
+
+def test_halves_keep_channels_last():
+    x, w, g, hyper = _phase_case("unused-2d", torch.float32)
+    x = x.to(memory_format=torch.channels_last)
+    w = w.to(memory_format=torch.channels_last)
+    assert _expected_choices(x, w, g, *hyper[:3])[1] == "halves"
+    _assert_matches_torch(x.requires_grad_(), w.requires_grad_(), None, hyper,
+                          rtol=1e-4, atol=1e-4)
+    got = torch.ops.torchflip.conv_backward(g, x, w, *hyper, [True, False, False])[0]
+    assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+# (dims, batch, in, out, groups, size, kernel, stride, padding): results of
+# 2^14 elements or more, which are reversed in place a block at a time.
+IN_PLACE_CASES = {
+    # y and grad_input: 2 entries in dim 0, so blocks of channels within each;
+    # grad_weight: 64 output channels, so blocks of them.
+    "activations": (2, 2, 64, 64, 1, 12, 3, 1, 1),
+    # grad_input of one batch entry: blocks of channels; grad_weight of 8
+    # channels with one input channel each: blocks of output channels.
+    "long-depthwise-kernel": (1, 1, 8, 8, 8, 2100, 2048, 1, 0),
+}
+
+
+@pytest.mark.parametrize("name", IN_PLACE_CASES)
+def test_results_are_reversed_in_place(name):
+    dims, batch, cin, cout, groups, size, kernel, stride, padding = IN_PLACE_CASES[name]
+    x = torch.randn(batch, cin, *[size] * dims, dtype=torch.float64)
+    w = torch.randn(cout, cin // groups, *[kernel] * dims, dtype=torch.float64)
+    hyper = ([stride] * dims, [padding] * dims, [1] * dims, groups)
+    y = torch_conv(x, w, None, *hyper)
+    g = torch.randn_like(y)
+    choices = _expected_choices(x, w, g, *hyper[:3])
+    ref_x, ref_w = x.clone().requires_grad_(), w.clone().requires_grad_()
+    want = torch.autograd.grad(torch_conv(ref_x, ref_w, None, *hyper), (ref_x, ref_w), g)
+    phases = [
+        (lambda: torch.ops.torchflip.conv(x, w, None, *hyper), y, x, choices[0] == "input"),
+        (lambda: torch.ops.torchflip.conv_backward(g, x, w, *hyper, [True, False, False])[0],
+         want[0], g, choices[1] == "grad"),
+        (lambda: torch.ops.torchflip.conv_backward(g, x, w, *hyper, [False, True, False])[1],
+         want[1], None, choices[2] == "weight"),
+    ]
+    reversed_in_place = 0
+    for call, expected, operand, reverses_result in phases:
+        flipped = _flipped_shapes(call)
+        torch.testing.assert_close(call(), expected)
+        if not reverses_result:
+            continue
+        reversed_in_place += 1
+        assert expected.numel() >= 2 ** 14
+        blocks = [s for s in flipped if operand is None or s != tuple(operand.shape)]
+        # The result is reversed by blocks of at most an eighth of it, all of it.
+        assert blocks and all(torch.Size(s).numel() * 8 <= expected.numel() for s in blocks)
+        assert sum(torch.Size(s).numel() for s in blocks) == expected.numel()
+    assert reversed_in_place == (3 if name == "activations" else 2)

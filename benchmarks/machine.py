@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import allocator
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -48,6 +50,7 @@ def machine_info(device: str) -> dict[str, str]:
         "platform": platform.platform(),
         "device": device,
         "git": git_revision(),
+        "allocator": allocator.describe(),
     }
     try:
         import torchflip

@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:  # run as a script: use this checkout's torchflip
 import torch
 from tqdm import tqdm
 
-from benchmarks import report
+from benchmarks import allocator, report
 from benchmarks.cases import LAYER_SUITES
 from benchmarks.machine import machine_info
 from benchmarks.results import Row
@@ -66,6 +66,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also time a wheel build from a clean copy of the tracked files "
                              "(minutes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="keep glibc's moving mmap and trim thresholds instead of a steady "
+                             "heap (see benchmarks/allocator.py)")
     parser.add_argument("--from-csv", type=Path, default=None,
                         help="measure nothing: report (tables, targets, plot, markdown) the "
                              "rows of a benchmark.csv written by an earlier run")
@@ -157,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_csv:
         rows, info = report.read_csv(args.from_csv)
         return write_reports(args, rows, info, problems=[])
+    if not args.system_malloc:
+        allocator.ensure_steady_heap()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.set_num_threads(torch.get_num_threads())  # explicit, and recorded below

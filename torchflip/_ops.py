@@ -15,7 +15,7 @@ Arguments arrive normalised: one int per spatial dimension.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -58,23 +58,45 @@ def conv_transpose(input: Tensor, weight: Tensor, bias: Optional[Tensor],
         input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
-def check_conv_args(input: Tensor, weight: Tensor, bias: Optional[Tensor],
-                    stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int],
-                    groups: int) -> None:
-    """Runs the compiled operator's argument checks without computing: the
-    operator is shape-inferred on meta copies. For engines other than the
-    operator (the FFT path), so every engine rejects the same inputs with the
-    same messages. Skipped under torch.compile and torch.func, where tensors
+# Call signatures whose arguments the operator has accepted (see
+# validate_once). Cleared rather than trimmed when full: plain dict operations
+# are atomic, so threads sharing it need no lock.
+_VALIDATED: dict = {}
+_VALIDATED_MAX = 4096
+
+
+def _describe(t: Optional[Tensor]) -> Optional[tuple]:
+    return None if t is None else (t.shape, t.dtype, t.device, t.layout)
+
+
+def validate_once(entry_point: Callable[..., Tensor], input: Tensor, weight: Tensor,
+                  bias: Optional[Tensor], *args) -> None:
+    """Runs ``entry_point``'s argument checks without computing, once per
+    call signature (the shapes, dtypes, devices and layouts of the tensors,
+    and ``args``): ``entry_point(input[:0], weight, bias, *args)`` computes
+    nothing but validates everything. For the paths that do not call the
+    operator itself (the flip cache calls torch's convolution, the FFT engine
+    its own transforms), so that every path rejects the same inputs with the
+    operator's messages.
+
+    An empty batch rather than meta tensors: they agree on every error, but
+    meta kernels also raise on some zero-size results that the device
+    kernels return. Skipped under torch.compile and torch.func, where tensors
     are symbolic or wrapped and the engine's own shape errors surface."""
     if torch.compiler.is_compiling() or functorch_path():
         return
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.device != input.device:
-            raise RuntimeError(f"torchflip.conv: expected '{name}' to be on the device of "
-                               f"'input' ({input.device}), but got {t.device}")
-
-    def meta(t: Optional[Tensor]) -> Optional[Tensor]:
-        return None if t is None else t.detach().to("meta")
-
-    torch.ops.torchflip._conv(meta(input), meta(weight), meta(bias), stride, padding, dilation,
-                              groups)
+    signature = (entry_point, _describe(input), _describe(weight), _describe(bias),
+                 *(tuple(a) if isinstance(a, list) else a for a in args))
+    if signature in _VALIDATED:
+        return
+    if input.dim() == weight.dim():
+        probe = input[:0]
+    elif input.dim() == weight.dim() - 1:  # unbatched
+        probe = input.unsqueeze(0)[:0]
+    else:
+        probe = input  # a wrong rank: rejected before any compute
+    with torch.no_grad():
+        entry_point(probe, weight, bias, *args)
+    if len(_VALIDATED) >= _VALIDATED_MAX:
+        _VALIDATED.clear()
+    _VALIDATED[signature] = None

@@ -25,7 +25,7 @@ none of the sampled elements can still be missed: call
 from __future__ import annotations
 
 import weakref
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -65,27 +65,6 @@ class FlippedWeightCache:
 
     def __init__(self) -> None:
         self._entry: Optional[tuple] = None
-        self._checked: Optional[tuple] = None
-
-    def check_once(self, layer_call: Callable[..., Tensor], input: Tensor, weight: Tensor,
-                   bias: Optional[Tensor], *args) -> None:
-        """Runs the operator's argument checks for this call pattern: the
-        torchflip functional on an empty batch (no compute), once per distinct
-        (input, weight, bias, arguments) signature, since the cached path calls
-        torch directly and would otherwise report torch's errors."""
-        signature = (input.shape, input.dtype, input.device, weight.shape, weight.dtype,
-                     None if bias is None else (bias.shape, bias.dtype, bias.device)) + args
-        if signature == self._checked:
-            return
-        if input.dim() == weight.dim():
-            probe = input[:0]
-        elif input.dim() == weight.dim() - 1:  # unbatched
-            probe = input.unsqueeze(0)[:0]
-        else:
-            probe = input  # a wrong rank: rejected before any compute
-        with torch.no_grad():
-            layer_call(probe, weight, bias, *args)
-        self._checked = signature
 
     @staticmethod
     def applies(weight: Tensor) -> bool:
@@ -122,7 +101,6 @@ class FlippedWeightCache:
 
     def clear(self) -> None:
         self._entry = None
-        self._checked = None
 
     # Weak references cannot be pickled or deep-copied; a copy starts empty.
     def __getstate__(self) -> dict:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.utils import _ntuple
 
+from torchflip._ops import validate_once
 from torchflip.nn import functional as TF
 from torch.nn.modules.lazy import LazyModuleMixin
 
@@ -81,9 +82,8 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
         if engines == DIRECT and FlippedWeightCache.applies(weight):
             # No gradient reaches the weight: torch's cross-correlation with the
             # cached flipped weight is the same true convolution, minus the flip.
-            self._flip_cache.check_once((TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1],
-                                        input, weight, bias, self.stride, padding,
-                                        self.dilation, self.groups)
+            validate_once((TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1], input, weight,
+                          bias, self.stride, padding, self.dilation, self.groups)
             conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
             return conv[self._dims - 1](input, self._flip_cache.get(weight), bias, self.stride,
                                         padding, self.dilation, self.groups)

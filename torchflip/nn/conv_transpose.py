@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvTransposeNd
 from torch.nn.modules.utils import _ntuple
 
+from torchflip._ops import validate_once
 from torchflip.nn import functional as TF
 from torch.nn.modules.lazy import LazyModuleMixin
 
@@ -48,7 +49,7 @@ class _TrueConvTransposeNd(FlipCacheMixin, _ConvTransposeNd):
         if FlippedWeightCache.applies(self.weight):
             # No gradient reaches the weight: torch's transposed convolution with
             # the cached flipped weight is the same operator, minus the flip.
-            self._flip_cache.check_once(
+            validate_once(
                 (TF.conv_transpose1d, TF.conv_transpose2d, TF.conv_transpose3d)[self._dims - 1],
                 input, self.weight, self.bias, self.stride, self.padding, tuple(output_padding),
                 self.groups, self.dilation)

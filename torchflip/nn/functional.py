@@ -98,7 +98,8 @@ def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntO
         engines = method if isinstance(method, Engines) else Engines(method, method)
     if engines.uses_fft:
         check_fft_inputs(input, weight, stride_t, op)
-        _ops.check_conv_args(input, weight, bias, stride_t, padding_t, dilation_t, groups)
+        _ops.validate_once(torch.ops.torchflip._conv, input, weight, bias, stride_t, padding_t,
+                           dilation_t, groups)
         if input.numel() == 0 or not fft_supports(input):
             # Nothing to transform, or a dtype the FFT does not serve.
             # (Non-finite operands are checked where the FFT runs.)

@@ -160,9 +160,12 @@ def main() -> None:
 
     cross_model = make_cnn().to(dtype)
     # The torchflip twin: every nn.Conv2d becomes a torchflip.nn.Conv2d whose
-    # weight is the flipped one, so both start as the same function.
-    true_model = torchflip.convert(copy.deepcopy(cross_model))
-    print("torchflip.convert(model) =", true_model)
+    # weight is the flipped one, so both start as the same function. The
+    # direct engine runs torch's own kernels on the flipped weights, so the
+    # two trainings can agree bit for bit ('auto' might pick the FFT for the
+    # first layer's 5x5 single-channel kernels, equal only to rounding).
+    true_model = torchflip.convert(copy.deepcopy(cross_model), method="direct")
+    print("torchflip.convert(model, method='direct') =", true_model)
 
     start = time.perf_counter()
     losses = train({"torch.nn": cross_model, "torchflip": true_model}, x_train, y_train, args)

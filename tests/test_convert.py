@@ -169,3 +169,32 @@ def test_lazy_modules_are_refused_or_left_alone(function):
     except ValueError:
         return
     assert type(converted[0]) is type(model[0])
+
+
+def test_convert_sets_the_engine_of_every_forward_convolution():
+    model = _net()
+    for method in ("auto", "direct", "fft"):
+        converted = torchflip.convert(model, method=method)
+        forward = [m for _, m in _convs(converted)
+                   if not isinstance(m, nn.modules.conv._ConvTransposeNd)]
+        assert len(forward) == 4 and all(m.method == method for m in forward), method
+    with pytest.raises(ValueError, match="'method'.*'fastest'"):
+        torchflip.convert(model, method="fastest")
+
+
+def test_convert_with_the_direct_engine_trains_bit_for_bit_like_the_original():
+    """A single-channel 7x7 layer is one 'auto' may run through the FFT; with
+    method='direct' the converted model runs torch's kernels on the flipped
+    weight, so training steps agree exactly, not just to rounding."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 7, padding=3), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    converted = torchflip.convert(model, method="direct")
+    x = torch.randn(3, 1, 12, 12)
+    for m in (model, converted):
+        optimizer = torch.optim.SGD(m.parameters(), lr=0.1)
+        for _ in range(3):
+            optimizer.zero_grad()
+            m(x).square().mean().backward()
+            optimizer.step()
+    assert torch.equal(converted(x), model(x))
+    assert torch.equal(converted[0].weight, flip_spatial(model[0].weight))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 
 from torch import nn
+from torch.nn.modules.conv import _ConvTransposeNd
 
 import torchflip.nn as tfnn
+from torchflip.nn._method import check_method
 
 # Exact types only: a subclass of torch.nn.Conv2d may override forward, and
 # converting it would silently change what it computes.
@@ -59,7 +61,8 @@ def _replace(model: nn.Module, convert_one, types, inplace: bool) -> nn.Module:
     return visit(model)
 
 
-def convert(model: nn.Module, flip_weights: bool = True, inplace: bool = False) -> nn.Module:
+def convert(model: nn.Module, flip_weights: bool = True, inplace: bool = False, *,
+            method: str = "auto") -> nn.Module:
     """Replaces every torch.nn Conv1d/2d/3d and ConvTranspose1d/2d/3d in
     ``model`` by its torchflip counterpart.
 
@@ -68,7 +71,11 @@ def convert(model: nn.Module, flip_weights: bool = True, inplace: bool = False) 
     ``flip_weights=False`` the weights are kept as they are, so a model whose
     weights were trained with true convolution (Theano/Lasagne, Flux.jl,
     MATLAB) computes what it computed there. Returns a converted copy unless
-    ``inplace``.
+    ``inplace``. ``method`` is the engine of the converted Conv1d/2d/3d
+    layers (see :class:`torchflip.nn.Conv2d`): ``'direct'`` runs the same ATen
+    kernels as torch.nn on the flipped weight, for results equal to the
+    original model's bit for bit; ``'auto'`` may pick the FFT for some
+    layers, equal to rounding.
 
     >>> import torch, torchflip
     >>> model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3))
@@ -79,8 +86,15 @@ def convert(model: nn.Module, flip_weights: bool = True, inplace: bool = False) 
     >>> torch.allclose(flipped(x), model(x), atol=1e-6)
     True
     """
-    return _replace(model, lambda m: _TO_TRUE[type(m)].from_torch(m, flip_weights), _TO_TRUE,
-                    inplace)
+    check_method(method, "torchflip.convert")
+
+    def convert_one(module: nn.Module) -> nn.Module:
+        true_cls = _TO_TRUE[type(module)]
+        if issubclass(true_cls, _ConvTransposeNd):  # one engine: no method argument
+            return true_cls.from_torch(module, flip_weights)
+        return true_cls.from_torch(module, flip_weights, method=method)
+
+    return _replace(model, convert_one, _TO_TRUE, inplace)
 
 
 def revert(model: nn.Module, flip_weights: bool = True, inplace: bool = False) -> nn.Module:

@@ -22,8 +22,17 @@ from torch import Tensor
 from torchflip.nn._fft_conv import fft_backward, fft_forward, transform_lengths
 
 METHODS = ("auto", "direct", "fft")
-# Smaller kernels stay direct: the FFT rarely wins there, and costs memory.
+# Which stride-1 layers 'auto' considers for the FFT. Any kernel of
+# FFT_MIN_TAPS taps or more; and, with at most FEW_CHANNELS input channels per
+# group (depthwise, channelwise, small groups, filter banks on one signal),
+# kernels from FFT_MIN_TAPS_FEW_CHANNELS taps: there ATen's CPU direct engine
+# is slow (the backward pass of a depthwise 7x7 layer takes 25x its forward
+# pass, a 1-D depthwise kernel of 15 taps 15x a kernel of 9), while the FFT's
+# cost barely depends on the kernel. Dense layers with smaller kernels stay
+# direct: there the FFT is 10-40x slower, and timing it would cost seconds.
 FFT_MIN_TAPS = 100
+FFT_MIN_TAPS_FEW_CHANNELS = 10
+FEW_CHANNELS = 4
 
 # Static cost model, used where nothing can be timed (torch.compile,
 # torch.export, tracing, torch.func). Fitted on the 2-core development CPU
@@ -116,12 +125,20 @@ def _best_seconds(run, device: torch.device, limit: float = math.inf) -> float:
     return min(timed(), timed())
 
 
-def _faster(runs: dict, device: torch.device) -> str:
-    """The name of the faster engine in ``runs`` (name -> call), the FFT
-    timed first: its time bounds how long the direct engine is given."""
-    fft = _best_seconds(runs["fft"], device)
-    direct = _best_seconds(runs["direct"], device, limit=3 * fft)
-    return "fft" if fft < direct else "direct"
+# An engine whose first call takes this many times the other engine's best
+# time is not timed further. Generous, because a first call also pays
+# one-off costs (oneDNN primitive creation, FFT plans).
+_GIVE_UP = 10.0
+
+
+def _faster(runs: dict, device: torch.device, first: str) -> str:
+    """The name of the faster engine in ``runs`` (name -> call). The engine
+    ``first`` (the one the cost model expects to win) is timed first: its
+    time bounds how long the other is given."""
+    second = "fft" if first == "direct" else "direct"
+    seconds = {first: _best_seconds(runs[first], device)}
+    seconds[second] = _best_seconds(runs[second], device, limit=_GIVE_UP * seconds[first])
+    return "fft" if seconds["fft"] < seconds["direct"] else "direct"
 
 
 def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
@@ -136,13 +153,14 @@ def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
         return _MEASURED[key]
     x, w = input.detach(), weight.detach()
     stride = (1,) * (w.dim() - 2)
+    expected = _static_choice(x, w, padding, dilation, groups).forward
     with torch.no_grad():
         forwards = {
             "direct": lambda: torch.ops.torchflip._conv(x, w, None, stride, padding, dilation,
                                                         groups),
             "fft": lambda: fft_forward(x, w, None, padding, dilation, groups),
         }
-        forward = _faster(forwards, x.device)
+        forward = _faster(forwards, x.device, expected)
         engines = Engines(forward, forward)
         if backward:
             g = torch.ones_like(forwards[forward]())
@@ -152,17 +170,22 @@ def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
                     g, x, w, stride, padding, dilation, groups, mask),
                 "fft": lambda: fft_backward(g, x, w, padding, dilation, groups, mask),
             }
-            engines = Engines(forward, _faster(backwards, x.device))
+            engines = Engines(forward, _faster(backwards, x.device, expected))
     _MEASURED[key] = engines
     if len(_MEASURED) > _MEASURED_MAX:
         _MEASURED.popitem(last=False)
     return engines
 
 
-def fft_candidate(kernel_size: Sequence[int], stride: Sequence[int]) -> bool:
+def fft_candidate(kernel_size: Sequence[int], stride: Sequence[int],
+                  channels_per_group: int) -> bool:
     """Whether a layer's geometry lets 'auto' consider the FFT: stride 1 and
-    a kernel of FFT_MIN_TAPS taps or more. Fixed for a layer's lifetime."""
-    if math.prod([int(k) for k in kernel_size]) < FFT_MIN_TAPS:  # kernel sizes are static
+    a kernel of FFT_MIN_TAPS taps or more, or of FFT_MIN_TAPS_FEW_CHANNELS
+    taps or more with at most FEW_CHANNELS input channels per group. Fixed
+    for a layer's lifetime."""
+    taps = math.prod([int(k) for k in kernel_size])  # kernel sizes are static
+    if taps < FFT_MIN_TAPS and (taps < FFT_MIN_TAPS_FEW_CHANNELS
+                                or int(channels_per_group) > FEW_CHANNELS):
         return False
     return all(s == 1 for s in stride)
 
@@ -171,16 +194,17 @@ def choose_engines(input: Tensor, weight: Tensor, stride: Sequence[int],
                    padding: Sequence[int], dilation: Sequence[int], groups: int) -> Engines:
     """The engines for method='auto'.
 
-    Only stride-1 float32/float64 layers with kernels of 100 taps or more
-    are candidates for the FFT. In eager mode each engine's forward pass (and,
-    when a gradient is wanted, its backward pass) is timed once per
-    configuration (input shape without the batch, weight shape, dtype,
+    Only stride-1 float32/float64 layers are candidates for the FFT, with
+    kernels of 100 taps or more, or of 10 taps or more where a group has at
+    most 4 input channels (see FFT_MIN_TAPS). In eager mode each engine's
+    forward pass (and, when a gradient is wanted, its backward pass) is timed
+    once per configuration (input shape without the batch, weight shape, dtype,
     device, padding, dilation, groups, gradient or not) and the faster engine
     of each pass is kept, like torch.backends.cudnn.benchmark. Under
     torch.compile, export, tracing or torch.func, where nothing can be
     timed, a static cost model picks one engine for both passes from one
     sample's shapes, so the choice does not depend on the batch size."""
-    if (not fft_candidate(weight.shape[2:], stride)
+    if (not fft_candidate(weight.shape[2:], stride, weight.shape[1])
             or weight.dtype not in (torch.float32, torch.float64)):
         return DIRECT
     if input.dim() == weight.dim() - 1:  # unbatched (the layers accept it)

@@ -58,7 +58,7 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
         method = getattr(self, "method", "auto")  # modules pickled before `method` existed
         if method != "auto":
             return Engines(method, method)
-        if not fft_candidate(self.kernel_size, self.stride):
+        if not fft_candidate(self.kernel_size, self.stride, self.in_channels // self.groups):
             return DIRECT  # skips the engine choice on every call of such layers
         if self.padding_mode != "zeros" or self.padding == "valid":
             padding = (0,) * self._dims

@@ -30,6 +30,8 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include "vectorize.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <utility>
@@ -54,22 +56,10 @@ struct AccOf<int64_t> {
 template <typename T>
 using Acc = typename AccOf<T>::type;
 
-// The build compiles at -O2, where GCC only vectorizes loops that need no
-// remainder handling; these loops are the whole cost of the operator, so they
-// ask for -O3's vectorizer, and for an AVX2/FMA clone chosen at load time.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define TORCHFLIP_FIR_CLONES \
-  __attribute__((target_clones("arch=haswell", "default"), optimize("O3")))
-#elif defined(__GNUC__) && !defined(__clang__)
-#define TORCHFLIP_FIR_CLONES __attribute__((optimize("O3")))
-#else
-#define TORCHFLIP_FIR_CLONES
-#endif
-
 // out[t] += w * x[t] for t in [lo, hi), where x is already offset so that
 // x[t] is the sample that tap meets at output t.
 template <typename A>
-TORCHFLIP_FIR_CLONES void axpy(A* __restrict out, const A* __restrict x, A w, int64_t lo,
+TORCHFLIP_VECTORIZE void axpy(A* __restrict out, const A* __restrict x, A w, int64_t lo,
                                int64_t hi) {
   for (int64_t t = lo; t < hi; ++t) {
     out[t] += w * x[t];
@@ -78,7 +68,7 @@ TORCHFLIP_FIR_CLONES void axpy(A* __restrict out, const A* __restrict x, A w, in
 
 // Four taps at once: x0..x3 are offset as in axpy.
 template <typename A>
-TORCHFLIP_FIR_CLONES void axpy4(A* __restrict out, const A* __restrict x0,
+TORCHFLIP_VECTORIZE void axpy4(A* __restrict out, const A* __restrict x0,
                                 const A* __restrict x1, const A* __restrict x2,
                                 const A* __restrict x3, A w0, A w1, A w2, A w3, int64_t lo,
                                 int64_t hi) {

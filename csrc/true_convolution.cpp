@@ -1,9 +1,12 @@
 #include "true_convolution.h"
 
+#include "reverse.h"
+
 #include <algorithm>
 #include <limits>
 #include <optional>
 
+#include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/ops/complex.h>
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>
@@ -65,11 +68,11 @@ at::Tensor complex_bilinear(const RealBilinear& f, const at::Tensor& ar,
 //
 // Each phase holds its reversed operand while ATen computes with it, so each
 // phase reverses the smaller one: the forward |x| or |w|, grad_input |g| or
-// |w|. The result of a reversed activation is reversed back in place, a
-// sixteenth at a time (reverse_in_place), as grad_weight always is; a
-// reversed output would otherwise be a second output-sized tensor. The weight
-// gradient comes from R(x) and R(g) only when they are under a sixteenth of
-// the weight, which is what reversing grad_weight in place holds.
+// |w|. The result of a reversed activation is reversed back in place
+// (reverse_in_place), as grad_weight always is; a reversed output would
+// otherwise be a second output-sized tensor. The weight gradient comes from
+// R(x) and R(g) only when they are under a sixteenth of the weight, the most
+// that reversing grad_weight in place holds.
 //
 // The condition always holds at stride 1. At larger strides that leave the
 // last r inputs unused, the reversed input would need r more zeros per
@@ -142,42 +145,6 @@ bool has_known_sizes(const at::Tensor& t) {
   });
 }
 
-// Reverses `t` along `dims` (spatial, never 0 or 1) in place, a block of its
-// first two dimensions at a time: over dim 0 when it has 16 entries or more
-// (grad_weight's output channels, a large batch), else over dim 1 within each
-// entry of dim 0. ATen has no in-place flip, and an out-of-place one holds a
-// second tensor of t's size; block by block, the extra memory is about a
-// sixteenth of t. (Symbolic shapes, as under FakeTensor, small tensors and
-// unusual layouts take the plain flip.)
-at::Tensor reverse_in_place(at::Tensor t, const std::vector<int64_t>& dims) {
-  constexpr int64_t kBlocks = 16;
-  constexpr int64_t kSmall = 1 << 14;  // elements; below this a copy is cheap
-  const auto numel = known(t.sym_numel());
-  const auto rows = known(t.sym_size(0));
-  const auto cols = known(t.sym_size(1));
-  if (!numel || !rows || !cols || *numel < kSmall || *rows * *cols < 2 ||
-      !t.is_non_overlapping_and_dense()) {
-    return t.flip(dims);
-  }
-  const auto reverse = [&](const at::Tensor& block) {
-    block.copy_(block.flip(dims));
-  };
-  if (*rows >= kBlocks || *cols == 1) {
-    for (const auto& block : t.split((*rows + kBlocks - 1) / kBlocks, 0)) {
-      reverse(block);
-    }
-    return t;
-  }
-  const int64_t per_row = (kBlocks + *rows - 1) / *rows;
-  const int64_t width = (*cols + per_row - 1) / per_row;
-  for (int64_t row = 0; row < *rows; ++row) {
-    for (const auto& block : t.narrow(0, row, 1).split(width, 1)) {
-      reverse(block);
-    }
-  }
-  return t;
-}
-
 at::Tensor real_convolution(const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias,
                             const ConvParams& p) {
@@ -188,10 +155,10 @@ at::Tensor real_convolution(const at::Tensor& input, const at::Tensor& weight,
   const FlipPlan plan = plan_flip(input, weight, p);
   if (plan.dims.empty()) return convolve(input, weight);
   if (plan.aligned && smaller(input.sym_numel(), weight.sym_numel())) {
-    return reverse_in_place(convolve(input.flip(plan.dims), weight),
+    return reverse_in_place(convolve(reversed(input, plan.dims), weight),
                             plan.dims);
   }
-  return convolve(input, weight.flip(plan.dims));
+  return convolve(input, reversed(weight, plan.dims));
 }
 
 // ATen 2.13's CPU (oneDNN) bfloat16 transposed convolution crashes the
@@ -224,7 +191,7 @@ at::Tensor input_grad_in_halves(const at::Tensor& grad_output,
   for (int64_t start = 0; start < per_group; start += half) {
     const int64_t width = std::min(half, per_group - start);
     const at::Tensor piece = at::convolution_symint(
-        grad_output, weight.narrow(1, start, width).flip(plan.dims),
+        grad_output, reversed(weight.narrow(1, start, width), plan.dims),
         std::nullopt, p.stride, p.padding, p.dilation, /*transposed=*/true,
         output_padding, p.groups);
     grouped.narrow(2, start, width).copy_(piece.unflatten(1, {groups, width}));
@@ -274,7 +241,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
   // freed before grad_weight exists.
   at::Tensor grad_input, grad_weight, grad_bias;
   at::Tensor reversed_grad = reversed_input_grad || reversed_weight_grad
-                                 ? grad_output.flip(plan.dims)
+                                 ? reversed(grad_output, plan.dims)
                                  : at::Tensor();
   if (reversed_input_grad) {
     grad_input = std::get<0>(
@@ -293,13 +260,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> real_convolution_backward(
                                         *groups);
     } else {
       grad_input = std::get<0>(backward(grad_output, input,
-                                        weight.flip(plan.dims),
+                                        reversed(weight, plan.dims),
                                         {true, false, false}));
     }
   }
   if (reversed_weight_grad) {
     std::tie(std::ignore, grad_weight, grad_bias) =
-        backward(reversed_grad, input.flip(plan.dims), weight,
+        backward(reversed_grad, reversed(input, plan.dims), weight,
                  {false, output_mask[1], output_mask[2]});
     return {grad_input, grad_weight, grad_bias};
   }
@@ -381,6 +348,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> complex_convolution_backward(
 at::Tensor true_convolution(const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias,
                             const ConvParams& p) {
+  // Below autograd: the operators' derivatives are their own (autograd.cpp),
+  // and the twins without autograd kernels must not record the in-place
+  // steps on their fresh results either.
+  at::AutoDispatchBelowADInplaceOrView guard;
   // Refuse rather than crash.
   TORCH_CHECK(!(p.transposed && transposed_convolution_crashes(input)),
               "torchflip.conv_transpose: bfloat16 inputs of 2^31 elements or "
@@ -394,6 +365,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> true_convolution_backward(
     const at::Tensor& grad_output, const at::Tensor& input,
     const at::Tensor& weight, const ConvParams& p,
     std::array<bool, 3> output_mask) {
+  at::AutoDispatchBelowADInplaceOrView guard;  // as in true_convolution
   if (input.is_complex()) {
     return complex_convolution_backward(grad_output, input, weight, p,
                                         output_mask);

@@ -130,11 +130,18 @@ def test_dimensions_that_end_differently(kernel):
     _assert_matches_torch(x, w, None, ([2, 2], [1, 1], [1, 1], 1))
 
 
-def _flipped_shapes(call):
-    """Shapes of the tensors that aten::flip reversed during call()."""
+def _events(call, name):
+    """Shapes of the first inputs of the profiler events called ``name``
+    during call()."""
     with torch.profiler.profile(record_shapes=True) as prof:
         call()
-    return [tuple(e.input_shapes[0]) for e in prof.events() if e.name == "aten::flip"]
+    return [tuple(e.input_shapes[0]) for e in prof.events() if e.name == name]
+
+
+def _flipped_shapes(call):
+    """Shapes of the operands that the operators reversed into new tensors
+    during call() (csrc/reverse.cpp records each under this name)."""
+    return _events(call, "torchflip::reverse")
 
 
 def _expected_choices(x, w, g, stride, padding, dilation):
@@ -259,10 +266,11 @@ def test_halves_keep_channels_last():
 
 
 # (dims, batch, in, out, groups, size, kernel, stride, padding): results of
-# 2^14 elements or more, which are reversed in place a block at a time.
+# reversed operands, reversed back in place.
 IN_PLACE_CASES = {
-    # y and grad_input: 2 entries in dim 0, so blocks of channels within each;
-    # grad_weight: 64 output channels, so blocks of them.
+    # y and grad_input: 2 entries in dim 0, so blocks of channels within
+    # each; grad_weight: 3x3, swapped in place (channels_last: 64 output
+    # channels, blocks of them).
     "activations": (2, 2, 64, 64, 1, 12, 3, 1, 1),
     # grad_input of one batch entry: blocks of channels; grad_weight of 8
     # channels with one input channel each: blocks of output channels.
@@ -270,11 +278,19 @@ IN_PLACE_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", IN_PLACE_CASES)
-def test_results_are_reversed_in_place(name):
+@pytest.mark.parametrize("name,layout", [("activations", "contiguous"),
+                                         ("activations", "channels_last"),
+                                         ("long-depthwise-kernel", "contiguous")])
+def test_results_are_reversed_in_place(name, layout):
+    """A contiguous CPU result whose reversed dimensions hold at most 9
+    elements (a weight gradient) is reversed by swapping elements in place
+    (no aten::flip, no temporary); others (activations, other layouts, other
+    devices) by aten::flip, a block of at most an eighth at a time."""
     dims, batch, cin, cout, groups, size, kernel, stride, padding = IN_PLACE_CASES[name]
     x = torch.randn(batch, cin, *[size] * dims, dtype=torch.float64)
     w = torch.randn(cout, cin // groups, *[kernel] * dims, dtype=torch.float64)
+    if layout == "channels_last":
+        x, w = x.to(memory_format=torch.channels_last), w.to(memory_format=torch.channels_last)
     hyper = ([stride] * dims, [padding] * dims, [1] * dims, groups)
     y = torch_conv(x, w, None, *hyper)
     g = torch.randn_like(y)
@@ -290,14 +306,49 @@ def test_results_are_reversed_in_place(name):
     ]
     reversed_in_place = 0
     for call, expected, operand, reverses_result in phases:
-        flipped = _flipped_shapes(call)
-        torch.testing.assert_close(call(), expected)
+        in_place = _events(call, "torchflip::reverse_in_place")
+        flipped = _events(call, "aten::flip")
+        result = call()
+        torch.testing.assert_close(result, expected)
         if not reverses_result:
+            assert not in_place
             continue
         reversed_in_place += 1
-        assert expected.numel() >= 2 ** 14
+        assert in_place == [tuple(expected.shape)]
         blocks = [s for s in flipped if operand is None or s != tuple(operand.shape)]
-        # The result is reversed by blocks of at most an eighth of it, all of it.
-        assert blocks and all(torch.Size(s).numel() * 8 <= expected.numel() for s in blocks)
-        assert sum(torch.Size(s).numel() for s in blocks) == expected.numel()
+        if result.is_contiguous() and result.shape[2:].numel() <= 9:
+            # Rows of at most 9 contiguous elements: swapped in place.
+            assert not blocks
+        else:
+            # By blocks of at most an eighth of the result, all of it.
+            assert expected.numel() >= 2 ** 14
+            assert blocks and all(torch.Size(s).numel() * 8 <= expected.numel()
+                                  for s in blocks)
+            assert sum(torch.Size(s).numel() for s in blocks) == expected.numel()
     assert reversed_in_place == (3 if name == "activations" else 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64,
+                                   torch.int8, torch.int32, torch.int64])
+def test_fast_reversal_moves_elements_of_every_size(dtype):
+    """The CPU reversal copies elements as words of their size (1 to 8
+    bytes), in place and into new tensors, also from a weight whose outer
+    dimensions are not contiguous (one half of its input channels, as
+    grad_input takes it in halves): every value lands where flip puts it."""
+    x = torch.randn(2, 6, 11, dtype=torch.float64)
+    w = torch.randn(4, 6, 3, dtype=torch.float64)
+    x, w = (x * 8).to(dtype), (w * 8).to(dtype)
+    hyper = ([2], [0], [1], 1)  # one unused input: the halves path
+    exact = dtype in (torch.int8, torch.int32, torch.int64)
+    if exact:
+        # Integer convolutions have no backward in ATen.
+        y = torch.ops.torchflip.conv(x, w, None, *hyper)
+        torch.testing.assert_close(y, torch_conv(x, w, None, *hyper))
+        return
+    g = torch.randn(2, 4, 5, dtype=torch.float64).to(dtype)
+    ref_x, ref_w = x.clone().requires_grad_(), w.clone().requires_grad_()
+    want = torch.autograd.grad(torch_conv(ref_x, ref_w, None, *hyper), (ref_x, ref_w), g)
+    got = torch.ops.torchflip.conv_backward(g, x, w, *hyper, [True, True, False])
+    tolerance = {"rtol": 1e-2, "atol": 1e-1} if dtype in (torch.float16, torch.bfloat16) else {}
+    torch.testing.assert_close(got[0], want[0], **tolerance)
+    torch.testing.assert_close(got[1], want[1], **tolerance)

@@ -41,6 +41,9 @@ CASES = [
     (2, 2, 4, 6, 11, 4, "valid", 1, 2),
     (2, 0, 2, 2, 9, 3, 1, 1, 1),
     (3, 1, 2, 3, 7, 3, 1, 1, 1),
+    # padding beyond the (dilated) kernel: outputs of pure zero padding
+    (1, 2, 3, 2, 20, 3, 5, 1, 1),
+    (2, 1, 2, 4, 10, 3, 6, 2, 2),
 ]
 
 

@@ -34,6 +34,15 @@ spectrum is about a twelfth of the input's size. (Blocks are also faster
 than one whole-layer transform: they stay in cache.) Under torch.compile,
 torch.func, tracing or export, :func:`fft_conv` computes the same formula
 in one block, with autograd through torch.fft.
+
+Speed. The eager engine transforms nothing it can skip: the weight's
+spectrum once per block of groups (not per block of samples), operands
+without their zero padding (padding before an operand only shifts the
+result's window), one axis at a time so that the zero rows a small kernel
+gains from padding are never transformed, and inverse transforms only for
+the rows of the window they feed. Channels mix by broadcast multiply-adds,
+several times faster on CPU than batched complex matrix products of a few
+channels per frequency.
 """
 
 from __future__ import annotations
@@ -99,11 +108,29 @@ def _pad(t: Tensor, before: Sequence[int], after: Sequence[int]) -> Tensor:
 
 
 def _rfft(t: Tensor, lengths: Sequence[int]) -> Tensor:
-    return torch.fft.rfftn(t, s=lengths, dim=list(range(2, t.dim())))
+    """The real FFT of ``t`` zero-padded at the end to ``lengths``, one axis
+    at a time: each 1-D transform pads its own axis, so the zero rows that a
+    small kernel gains from padding are never transformed (a 31x31 kernel
+    in a 160x160 transform: 31 row transforms instead of 160)."""
+    dims = list(range(2, t.dim()))
+    if all(int(t.shape[d]) == n for d, n in zip(dims, lengths)):
+        return torch.fft.rfftn(t, dim=dims)
+    out = torch.fft.rfft(t, n=lengths[-1], dim=dims[-1])
+    for d, n in zip(dims[:-1], lengths[:-1]):
+        out = torch.fft.fft(out, n=n, dim=d)
+    return out
 
 
-def _irfft(t: Tensor, lengths: Sequence[int]) -> Tensor:
-    return torch.fft.irfftn(t, s=lengths, dim=list(range(2, t.dim())))
+def _irfft_window(t: Tensor, lengths: Sequence[int], start: Sequence[int],
+                  size: Sequence[int]) -> Tensor:
+    """The window [start, start + size) of the inverse real FFT of the
+    half-spectrum ``t``, one axis at a time: after each axis's inverse
+    transform only the window's rows go on, so a weight gradient (a kernel's
+    worth of a transform's length) costs a fraction of the full inverse."""
+    dims = list(range(2, t.dim()))
+    for d, n, a, m in zip(dims[:-1], lengths[:-1], start[:-1], size[:-1]):
+        t = torch.fft.ifft(t, n=n, dim=d).narrow(d, a, m)
+    return torch.fft.irfft(t, n=lengths[-1], dim=dims[-1]).narrow(dims[-1], start[-1], size[-1])
 
 
 def _frequencies(lengths: Sequence[int]) -> tuple[int, ...]:
@@ -111,34 +138,37 @@ def _frequencies(lengths: Sequence[int]) -> tuple[int, ...]:
     return tuple(lengths[:-1]) + (lengths[-1] // 2 + 1,)
 
 
-def _window(t: Tensor, start: Sequence[int], size: Sequence[int]) -> Tensor:
-    return t[(slice(None), slice(None)) + tuple(slice(a, a + n) for a, n in zip(start, size))]
-
-
 # Channel mixing per frequency, spectra laid out (batch, group, channel, F)
-# with F the flattened frequencies: one complex matrix product per group and
-# frequency, or a broadcast product when groups hold one channel each.
+# with F the flattened frequencies: a sum of broadcast products, one
+# multiply-add over all frequencies per channel summed. On CPU this runs 2-6
+# times faster than the equivalent batched complex matrix products, whose
+# matrices (a few channels, one per frequency) are too small for BLAS.
 def _mix_forward(x_hat: Tensor, w_hat: Tensor) -> Tensor:
     """(N, g, C/g, F), (g, O/g, C/g, F) -> (N, g, O/g, F): sum over c."""
-    if x_hat.shape[2] == 1:
-        return x_hat * w_hat.squeeze(2).unsqueeze(0)
-    return torch.matmul(x_hat.permute(1, 3, 0, 2), w_hat.permute(0, 3, 2, 1)).permute(2, 0, 3, 1)
+    out = x_hat[:, :, :1] * w_hat[:, :, 0].unsqueeze(0)
+    for c in range(1, x_hat.shape[2]):
+        out.addcmul_(x_hat[:, :, c:c + 1], w_hat[:, :, c].unsqueeze(0))
+    return out
 
 
 def _mix_input_grad(g_hat: Tensor, w_hat: Tensor) -> Tensor:
     """(N, g, O/g, F), (g, O/g, C/g, F) -> (N, g, C/g, F): sum over o of g conj(w)."""
-    if w_hat.shape[1] == 1:
-        return g_hat * w_hat.conj().squeeze(1).unsqueeze(0)
-    return torch.matmul(g_hat.permute(1, 3, 0, 2), w_hat.conj().permute(0, 3, 1, 2)).permute(
-        2, 0, 3, 1)
+    w_conj = w_hat.conj()
+    out = g_hat[:, :, :1] * w_conj[:, 0].unsqueeze(0)
+    for o in range(1, g_hat.shape[2]):
+        out.addcmul_(g_hat[:, :, o:o + 1], w_conj[:, o].unsqueeze(0))
+    return out
 
 
-def _mix_weight_grad(g_hat: Tensor, x_hat: Tensor) -> Tensor:
-    """(N, g, O/g, F), (N, g, C/g, F) -> (g, O/g, C/g, F): sum over n of g conj(x)."""
-    if g_hat.shape[2] == 1 and x_hat.shape[2] == 1:
-        return (g_hat * x_hat.conj()).sum(0).unsqueeze(2)
-    return torch.matmul(g_hat.permute(1, 3, 2, 0), x_hat.conj().permute(1, 3, 0, 2)).permute(
-        0, 2, 3, 1)
+def _mix_weight_grad(g_hat: Tensor, x_hat: Tensor,
+                     out: Optional[Tensor] = None) -> Tensor:
+    """(N, g, O/g, F), (N, g, C/g, F) -> (g, O/g, C/g, F): sum over n of
+    g conj(x), added to ``out`` when given."""
+    x_conj = x_hat.conj()
+    for n in range(g_hat.shape[0]):
+        term = (g_hat[n].unsqueeze(2), x_conj[n].unsqueeze(1))
+        out = term[0] * term[1] if out is None else out.addcmul_(*term)
+    return out
 
 
 def _by_group(t: Tensor, groups: int, batched: bool) -> Tensor:
@@ -149,26 +179,54 @@ def _by_group(t: Tensor, groups: int, batched: bool) -> Tensor:
     return t.reshape(groups, t.shape[0] // groups, t.shape[1], -1)
 
 
-def _forward_block(x: Tensor, w_dilated: Tensor, padding: Sequence[int],
+def _weight_spectrum(w_dilated: Tensor, lengths: Sequence[int], groups: int) -> Tensor:
+    return _by_group(_rfft(w_dilated, lengths), groups, False)
+
+
+def _forward_block(x: Tensor, w_hat: Tensor, kernel: Sequence[int], padding: Sequence[int],
                    lengths: Sequence[int], groups: int) -> Tensor:
-    """The true convolution of one block (all of x's groups against w's),
-    without bias: rfft, spectral product, irfft, window."""
-    x_hat = _by_group(_rfft(_pad(x, padding, padding), lengths), groups, True)
-    w_hat = _by_group(_rfft(w_dilated, lengths), groups, False)
-    y_hat = _mix_forward(x_hat, w_hat).reshape((x.shape[0], w_dilated.shape[0])
-                                               + _frequencies(lengths))
-    kernel = w_dilated.shape[2:]
-    out = [s + 2 * p - k + 1 for s, p, k in zip(x.shape[2:], padding, kernel)]
-    return _window(_irfft(y_hat, lengths), [k - 1 for k in kernel], out)
+    """The true convolution of one block (all of x's groups against the
+    weight spectrum's), without bias: rfft, spectral product, irfft, window.
+
+    Zero padding before x only shifts the full convolution, so x is
+    transformed unpadded and the window moves back by the padding instead
+    (by the part up to K_d - 1; beyond that, the zeros are real), which
+    spares the padded copy and the transform of its zero rows. The transform
+    lengths (>= S + 2 p) leave the window free of wrap-around: it ends at
+    S' + p, and its first index takes no wrapped terms from the full
+    convolution's S' + K_d - 1 samples."""
+    before = [max(0, p - (k - 1)) for p, k in zip(padding, kernel)]
+    x = _pad(x, before, [0] * len(before))
+    x_hat = _by_group(_rfft(x, lengths), groups, True)
+    y_hat = _mix_forward(x_hat, w_hat).reshape((x.shape[0], -1) + _frequencies(lengths))
+    start = [k - 1 - (p - b) for k, p, b in zip(kernel, padding, before)]
+    out = [s - b + 2 * p - k + 1 for s, b, p, k in zip(x.shape[2:], before, padding, kernel)]
+    return _irfft_window(y_hat, lengths, start, out)
 
 
 def fft_conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int],
              dilation: Sequence[int], groups: int) -> Tensor:
     """True convolution with stride 1 through the FFT, in one block, with
     autograd through torch.fft: the form for torch.compile, torch.func,
-    tracing and export. Arguments normalised, input batched (N, C, *S)."""
+    tracing and export. Arguments normalised, input batched (N, C, *S).
+
+    It is the module doc's formula as it stands (padded input, whole
+    transforms, a complex matrix product per frequency): the eager engine's
+    shortcuts (broadcast products in a loop over channels, windows of
+    complex spectra) are op sequences that ONNX's exporter cannot translate
+    for complex tensors, and gain little under a compiler."""
+    dims = list(range(2, input.dim()))
     lengths = transform_lengths(input.shape[2:], padding)
-    out = _forward_block(input, _dilate(weight, dilation), padding, lengths, groups)
+    w_dilated = _dilate(weight, dilation)
+    x_hat = _by_group(torch.fft.rfftn(_pad(input, padding, padding), s=lengths, dim=dims),
+                      groups, True)
+    w_hat = _by_group(torch.fft.rfftn(w_dilated, s=lengths, dim=dims), groups, False)
+    y_hat = torch.matmul(x_hat.permute(1, 3, 0, 2), w_hat.permute(0, 3, 2, 1)).permute(2, 0, 3, 1)
+    y = torch.fft.irfftn(y_hat.reshape((input.shape[0], weight.shape[0]) + _frequencies(lengths)),
+                         s=lengths, dim=dims)
+    kernel = w_dilated.shape[2:]
+    out = y[(slice(None), slice(None)) + tuple(
+        slice(k - 1, s + 2 * p) for k, s, p in zip(kernel, input.shape[2:], padding))]
     if bias is not None:
         out = out + bias.reshape((1, -1) + (1,) * (weight.dim() - 2))
     return out
@@ -204,17 +262,16 @@ def fft_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: 
     lengths = transform_lengths(input.shape[2:], padding)
     group_step, sample_step = _blocks(input, lengths, groups)
     w_dilated = _dilate(weight, dilation)
-    if group_step == groups and sample_step == input.shape[0]:
-        return fft_conv(input, weight, bias, padding, dilation, groups)
     c_per, o_per = input.shape[1] // groups, weight.shape[0] // groups
     kernel = w_dilated.shape[2:]
     out_size = [s + 2 * p - k + 1 for s, p, k in zip(input.shape[2:], padding, kernel)]
     out = input.new_empty((input.shape[0], weight.shape[0], *out_size))
     for g0, gs in _ranges(groups, group_step):
-        w_block = w_dilated.narrow(0, g0 * o_per, gs * o_per)
+        # One weight spectrum per block of groups, shared by its sample blocks.
+        w_hat = _weight_spectrum(w_dilated.narrow(0, g0 * o_per, gs * o_per), lengths, gs)
         x_block = input.narrow(1, g0 * c_per, gs * c_per)
         for n0, ns in _ranges(input.shape[0], sample_step):
-            y = _forward_block(x_block.narrow(0, n0, ns), w_block, padding, lengths, gs)
+            y = _forward_block(x_block.narrow(0, n0, ns), w_hat, kernel, padding, lengths, gs)
             out.narrow(0, n0, ns).narrow(1, g0 * o_per, gs * o_per).copy_(y)
     if bias is not None:
         out = out + bias.reshape((1, -1) + (1,) * (weight.dim() - 2))
@@ -243,24 +300,23 @@ def fft_backward(grad_output: Tensor, input: Tensor, weight: Tensor, padding: Se
     for g0, gs in _ranges(groups, group_step):
         x_block = input.narrow(1, g0 * c_per, gs * c_per)
         g_block = grad_output.narrow(1, g0 * o_per, gs * o_per)
-        w_hat = (_by_group(_rfft(w_dilated.narrow(0, g0 * o_per, gs * o_per), lengths), gs,
-                           False) if mask[0] else None)
+        w_hat = (_weight_spectrum(w_dilated.narrow(0, g0 * o_per, gs * o_per), lengths, gs)
+                 if mask[0] else None)
         w_grad_hat = None
         for n0, ns in _ranges(input.shape[0], sample_step):
             g_hat = _by_group(_rfft(_pad(g_block.narrow(0, n0, ns), g_before, g_after),
                                     lengths), gs, True)
             if mask[0]:
                 gx_hat = _mix_input_grad(g_hat, w_hat).reshape((ns, gs * c_per) + freq_shape)
-                gx = _window(_irfft(gx_hat, lengths), padding, input.shape[2:])
+                gx = _irfft_window(gx_hat, lengths, padding, input.shape[2:])
                 grad_input.narrow(0, n0, ns).narrow(1, g0 * c_per, gs * c_per).copy_(gx)
             if mask[1]:
-                x_hat = _by_group(_rfft(_pad(x_block.narrow(0, n0, ns), padding, padding),
-                                        lengths), gs, True)
-                term = _mix_weight_grad(g_hat, x_hat)
-                w_grad_hat = term if w_grad_hat is None else w_grad_hat + term
+                # Unpadded: x_p = x shifted by p, so the window moves by p.
+                x_hat = _by_group(_rfft(x_block.narrow(0, n0, ns), lengths), gs, True)
+                w_grad_hat = _mix_weight_grad(g_hat, x_hat, w_grad_hat)
         if mask[1]:
             gw_hat = w_grad_hat.reshape((gs * o_per, c_per) + freq_shape)
-            gw = _window(_irfft(gw_hat, lengths), [0] * dims, kernel)
+            gw = _irfft_window(gw_hat, lengths, padding, kernel)
             if any(d != 1 for d in dilation):
                 gw = gw[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dilation)]
             grad_weight.narrow(0, g0 * o_per, gs * o_per).copy_(gw)

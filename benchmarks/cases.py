@@ -184,25 +184,49 @@ def long1d_cases(quick: bool) -> list[LayerCase]:
             for n in lengths for k in taps]
 
 
+def dense_cases(quick: bool) -> list[LayerCase]:
+    """Dense (groups=1) layers with large kernels, the forward models of
+    imaging and signal processing: a colour image through a 31x31
+    point-spread function that mixes channels, a 16-channel layer with 31x31
+    kernels, a volume through a 15x15x15 3-D PSF, and a bank of 16x16
+    filters of 1025 taps over 16k samples; 'same' padding, bias, batch 2
+    (the volume 1). Quick: batch 1, the first two."""
+    batch = 1 if quick else 2
+    cases = [
+        LayerCase("dense", "psf31@256", 3, 3, (31, 31), (256, 256), batch, padding=(15, 15),
+                  bias=True),
+        LayerCase("dense", "dense31@128", 16, 16, (31, 31), (128, 128), batch,
+                  padding=(15, 15), bias=True),
+        LayerCase("dense", "vol15@48", 2, 2, (15, 15, 15), (48, 48, 48), 1, padding=(7, 7, 7),
+                  bias=True),
+        LayerCase("dense", "bank1025@16k", 16, 16, (1025,), (16384,), batch, padding=(512,),
+                  bias=True),
+    ]
+    return cases[:2] if quick else cases
+
+
 LAYER_SUITES = {
     "resnet50": resnet50_cases,
     "conv1d": conv1d_cases,
     "conv3d": conv3d_cases,
     "depthwise": depthwise_cases,
     "long1d": long1d_cases,
+    "dense": dense_cases,
 }
 
 # Suites of large kernels, where the FFT engine (method='fft'/'auto') and
 # fft-conv-pytorch are also compared.
-LARGE_KERNEL_SUITES = {"depthwise", "long1d"}
+LARGE_KERNEL_SUITES = {"depthwise", "long1d", "dense"}
 
 
 def is_large_kernel_target(case: LayerCase) -> bool:
     """The stride-1 large-kernel layers that must run >= 10x faster than
-    torch.nn with method='auto': depthwise 31x31 at 128x128 and 1-D kernels of
-    at least 1024 taps."""
+    torch.nn with method='auto': depthwise 31x31 at 128x128, 1-D kernels of
+    at least 1024 taps, and every dense large-kernel layer."""
     if not case.unit_stride:
         return False
     if case.suite == "depthwise":
         return case.kernel == (31, 31) and case.size == (128, 128)
+    if case.suite == "dense":
+        return True
     return case.suite == "long1d" and case.kernel[0] >= 1024

@@ -1,0 +1,88 @@
+"""benchmarks/targets.py judges the performance issue's acceptance from a
+run's rows; these synthetic rows put each target on either side of its
+threshold, so a wrong judgement (a flipped comparison, a row left out, the
+wrong candidate) fails here rather than in a report."""
+
+import pytest
+
+from benchmarks.results import NAIVE, REFERENCE, TORCHFLIP, Row, method_name
+from benchmarks.targets import evaluate
+
+AUTO, DIRECT, FFT = (method_name(m) for m in ("auto", "direct", "fft"))
+
+
+def _row(suite, case, mode, candidate, ratio, ratio_naive=None, unit="s", error=None):
+    return Row(suite, case, mode, candidate, 1.0, unit, REFERENCE, ratio, 0.0, ratio_naive,
+               error=error)
+
+
+def _status(rows, name):
+    found = [t for t in evaluate(rows) if t.name.startswith(name)]
+    assert len(found) == 1, [t.name for t in evaluate(rows)]
+    return found[0].status
+
+
+TRAIN = "train fwd+bwd, resnet50"
+
+
+@pytest.mark.parametrize("ratios,status", [
+    ([1.00, 1.02, 1.05], "PASS"),  # geomean 1.023, max 1.05
+    ([1.00, 1.02, 1.11], "FAIL"),  # one layer above 1.10
+    ([1.04, 1.04, 1.04], "FAIL"),  # geomean above 1.03
+])
+def test_training_parity(ratios, status):
+    rows = [_row("resnet50", f"l{i}", "fwdbwd", TORCHFLIP, r) for i, r in enumerate(ratios)]
+    rows.append(_row("resnet50", "l9", "fwd", TORCHFLIP, 2.0))  # another mode: not judged
+    assert _status(rows, TRAIN) == status
+
+
+def test_naive_flip_is_judged_on_training_rows_and_reported_everywhere():
+    rows = [_row("conv1d", "a", "fwdbwd", TORCHFLIP, 1.0, ratio_naive=0.99),
+            _row("depthwise", "dw", "fwd", AUTO, 1.0, ratio_naive=1.5)]
+    assert _status(rows, "train fwd+bwd, torchflip / naive") == "PASS"
+    info = [t for t in evaluate(rows) if t.status == "info"]
+    assert len(info) == 1 and "1.500" in info[0].figure
+    rows.append(_row("conv3d", "b", "fwdbwd", TORCHFLIP, 1.0, ratio_naive=1.01))
+    assert _status(rows, "train fwd+bwd, torchflip / naive") == "FAIL"
+
+
+def test_inference_parity():
+    rows = [_row("conv3d", c, "eval", TORCHFLIP, r) for c, r in (("a", 1.0), ("b", 1.015))]
+    assert _status(rows, "inference, conv3d") == "PASS"  # geomean 1.0075
+    rows.append(_row("conv3d", "c", "eval", TORCHFLIP, 1.04))
+    assert _status(rows, "inference, conv3d") == "FAIL"
+
+
+def _large(case, mode, auto, direct, fft, suite="depthwise", error=1e-6):
+    return [_row(suite, case, mode, AUTO, auto), _row(suite, case, mode, DIRECT, direct),
+            _row(suite, case, mode, FFT, fft, error=error)]
+
+
+def test_large_kernels():
+    rows = (_large("dw31x31@128", "fwdbwd", 0.05, 1.0, 0.05)
+            + _large("psf31@256", "fwd", 0.09, 1.0, 0.09, suite="dense")
+            + _large("dw7x7@64", "fwd", 1.05, 1.0, 7.0))  # not a 10x case: FFT loses there
+    assert _status(rows, "method='auto' speed-up") == "PASS"
+    assert _status(rows, "method='auto' / best") == "PASS"
+    assert _status(rows, "method='fft' float32 error") == "PASS"
+    slow = rows + _large("dense31@128", "eval", 0.12, 1.0, 0.12, suite="dense")  # 8.3x
+    assert _status(slow, "method='auto' speed-up") == "FAIL"
+    wrong_choice = rows + _large("dw13x13@64", "fwdbwd", 1.0, 1.0, 0.5)  # auto 2x the FFT
+    assert _status(wrong_choice, "method='auto' / best") == "FAIL"
+    inaccurate = rows + _large("dw13x13@64", "eval", 1.0, 1.0, 4.0, error=2e-4)
+    assert _status(inaccurate, "method='fft' float32 error") == "FAIL"
+
+
+def test_memory_and_build_and_import():
+    rows = [_row("memory", "resnet50:conv1", "memory", TORCHFLIP, 1.04, unit="B"),
+            _row("memory", "dense:psf31@256", "memory", AUTO, 0.3, unit="B"),
+            _row("memory", "x", "memory", NAIVE, 1.4, unit="B"),  # not torchflip
+            Row("build", "pip wheel, clean tree", "build", "build", 80.0, "s"),
+            Row("import", "import torchflip after torch", "import", "import", 0.2, "s")]
+    assert _status(rows, "peak memory") == "PASS"
+    assert _status(rows, "build from a clean tree") == "PASS"
+    assert _status(rows, "import torchflip adds") == "PASS"
+    rows += [_row("memory", "conv3d:r3d", "memory", TORCHFLIP, 1.06, unit="B"),
+             Row("build", "pip wheel, clean tree", "build", "build", 95.0, "s")]
+    assert _status(rows, "peak memory") == "FAIL"
+    assert _status(rows, "build from a clean tree") == "FAIL"

@@ -144,16 +144,21 @@ def test_shared_convolution_stays_shared():
     assert reverted[0] is reverted[2]
 
 
+def _train_side_by_side(model, converted, x, steps):
+    """The same SGD steps on both models."""
+    for m in (model, converted):
+        optimizer = torch.optim.SGD(m.parameters(), lr=0.1)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            m(x).square().mean().backward()
+            optimizer.step()
+
+
 def test_converted_model_trains_like_the_original():
     model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.ConvTranspose2d(4, 2, 3)).double()
     converted = torchflip.convert(model)
     x = torch.randn(2, 2, 6, 6, dtype=torch.float64)
-    for m in (model, converted):
-        optimizer = torch.optim.SGD(m.parameters(), lr=0.1)
-        for _ in range(2):
-            optimizer.zero_grad()
-            m(x).square().mean().backward()
-            optimizer.step()
+    _train_side_by_side(model, converted, x, steps=2)
     torch.testing.assert_close(converted(x), model(x))
     torch.testing.assert_close(converted[0].weight, flip_spatial(model[0].weight))
 
@@ -190,11 +195,6 @@ def test_convert_with_the_direct_engine_trains_bit_for_bit_like_the_original():
     model = nn.Sequential(nn.Conv2d(1, 4, 7, padding=3), nn.ReLU(), nn.Conv2d(4, 2, 3))
     converted = torchflip.convert(model, method="direct")
     x = torch.randn(3, 1, 12, 12)
-    for m in (model, converted):
-        optimizer = torch.optim.SGD(m.parameters(), lr=0.1)
-        for _ in range(3):
-            optimizer.zero_grad()
-            m(x).square().mean().backward()
-            optimizer.step()
+    _train_side_by_side(model, converted, x, steps=3)
     assert torch.equal(converted(x), model(x))
     assert torch.equal(converted[0].weight, flip_spatial(model[0].weight))

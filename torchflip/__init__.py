@@ -13,9 +13,12 @@ from torchflip import _extension
 _extension.load()
 
 from torchflip._decompositions import decompositions  # noqa: E402
+from torchflip import _inductor  # noqa: E402
 from torchflip import nn  # noqa: E402
 from torchflip import signal  # noqa: E402
 from torchflip.convert import convert, revert  # noqa: E402
+
+_inductor.register_if_loaded()
 
 __version__ = "0.1.0"
 

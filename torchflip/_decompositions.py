@@ -28,17 +28,17 @@ import torch
 aten = torch.ops.aten
 
 
-def _flip_spatial(weight: torch.Tensor) -> torch.Tensor:
+def flip_spatial(weight: torch.Tensor) -> torch.Tensor:
     return aten.flip.default(weight, list(range(2, weight.dim())))
 
 
 def conv(input, weight, bias, stride, padding, dilation, groups):
-    return aten.convolution.default(input, _flip_spatial(weight), bias, stride, padding,
+    return aten.convolution.default(input, flip_spatial(weight), bias, stride, padding,
                                     dilation, False, [0] * (weight.dim() - 2), groups)
 
 
 def conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation):
-    return aten.convolution.default(input, _flip_spatial(weight), bias, stride, padding,
+    return aten.convolution.default(input, flip_spatial(weight), bias, stride, padding,
                                     dilation, True, output_padding, groups)
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.autograd import forward_ad
 
-from torchflip import _autograd
+from torchflip import _autograd, _inductor
 
 
 def functorch_path() -> bool:
@@ -39,6 +39,7 @@ def functorch_transform_active() -> bool:
 
 def conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Sequence[int],
          padding: Sequence[int], dilation: Sequence[int], groups: int) -> Tensor:
+    _inductor.register_when_compiling()
     if functorch_path():
         spec = _autograd.ConvSpec(False, tuple(stride), tuple(padding), tuple(dilation),
                                   (0,) * len(stride), groups)
@@ -50,6 +51,7 @@ def conv_transpose(input: Tensor, weight: Tensor, bias: Optional[Tensor],
                    stride: Sequence[int], padding: Sequence[int],
                    output_padding: Sequence[int], groups: int,
                    dilation: Sequence[int]) -> Tensor:
+    _inductor.register_when_compiling()
     if functorch_path():
         spec = _autograd.ConvSpec(True, tuple(stride), tuple(padding), tuple(dilation),
                                   tuple(output_padding), groups)

@@ -58,3 +58,32 @@ def test_inductor_dynamic():
     compiled = torch.compile(model, dynamic=True)
     for batch, size in [(2, 6), (3, 7)]:
         _check(compiled, _args(batch, size))
+
+
+def test_inductor_compiles_the_operators_as_flip_and_aten_convolution():
+    """Inductor gets the operators decomposed (torchflip/_inductor.py), so
+    the compiled code runs ATen's convolutions and no torchflip kernel,
+    forward and backward; Dynamo's graph still holds the operators."""
+    import torch._inductor.config
+
+    torch._dynamo.reset()
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch.compile(model, backend=record, fullgraph=True)(*_args(2, 6))
+    targets = {str(n.target) for g in graphs for n in g.graph.nodes if n.op == "call_function"}
+    assert any("torchflip.conv" in t for t in targets), targets
+
+    torch._dynamo.reset()
+    with torch._inductor.config.patch(force_disable_caches=True):
+        compiled = torch.compile(model, fullgraph=True)
+        args = _args(2, 6)
+        _check(compiled, args)
+        with torch.profiler.profile() as prof:
+            compiled(*args).sum().backward()
+    names = {e.name for e in prof.events()}
+    assert any("convolution" in n for n in names), sorted(names)
+    assert not any(n.startswith("torchflip::") for n in names), sorted(names)

@@ -86,12 +86,17 @@ def register_if_loaded() -> None:
         register()
 
 
-@torch.compiler.assume_constant_result
 def _register_during_trace() -> bool:
-    # Dynamo runs a constant-result function at trace time instead of
-    # tracing it; the table is read later, when Inductor compiles the graph.
     register()
     return True
+
+
+# What torch.compiler.assume_constant_result does, without its import of
+# torch._dynamo (a second at `import torchflip`): Dynamo then runs the
+# function at trace time instead of tracing it, and Inductor reads the table
+# later, when it compiles the graph. (tests/ops/test_compile.py fails if the
+# marker stops working: the registration would be traced and break the graph.)
+_register_during_trace._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def register_when_compiling() -> None:

@@ -55,12 +55,14 @@ def make_model() -> nn.Sequential:
 
 
 def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
+    """max |a - b| / max |b|: float32 rounding scales with the values, and a
+    bias gradient (a sum over the whole output) is large."""
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
 
 
 def check(name: str, difference: float, tolerance: float) -> None:
     status = "ok" if difference <= tolerance else "MISMATCH"
-    print(f"  {name:<52} max |difference| {difference:.1e}  {status}")
+    print(f"  {name:<52} relative difference {difference:.1e}  {status}")
     if difference > tolerance:
         raise SystemExit(f"{name}: differs from eager mode by {difference:.1e}")
 
@@ -78,7 +80,8 @@ def main() -> None:
     x = torch.randn(4, 3, 32, 32)
     eager = model(x)
     eager_grads = gradients(model, model, x)
-    tolerance = 1e-5  # float32; compiled code may sum in another order
+    tolerance = 1e-5  # float32; compiled code may sum in another order (Inductor
+    # compiles the operators as a flip and ATen's convolution, with its own reductions)
 
     print("0. eager mode against torch.nn with flipped weights (torchflip.revert)")
     with warnings.catch_warnings():  # torch.nn's note that even-kernel 'same' pads a copy

@@ -168,9 +168,12 @@ def test_blocked_fft_matches_reference(case, tiny_blocks):
     b = torch.randn(cout, dtype=torch.float64, requires_grad=True)
     pad = padding if isinstance(padding, int) else 0
     if not isinstance(padding, str):
-        blocks = _fft_conv._blocks(x, _fft_conv.transform_lengths(x.shape[2:], [pad] * dims),
-                                   groups)
-        assert blocks[0] * blocks[1] < groups * x.shape[0]  # really split
+        gs, ns, cs = _fft_conv._blocks(x, cout // groups,
+                                       _fft_conv.transform_lengths(x.shape[2:], [pad] * dims),
+                                       groups)
+        assert gs * ns * cs < groups * x.shape[0] * (cin // groups)  # really split
+        # Blocks of channels, or of samples (both, for one-channel groups).
+        assert cs < cin // groups or ns < x.shape[0] or cin == groups
     out = CONV[dims](x, w, b, 1, padding, dilation, groups, method="fft")
     ref = TORCH_CONV[dims](x, _flip(w), b, 1, padding, dilation, groups)
     torch.testing.assert_close(out, ref)

@@ -225,3 +225,39 @@ def test_deepcopy_is_independent_and_equal():
     with torch.no_grad():
         twin.weight.zero_()
     assert conv.weight.abs().sum() > 0
+
+
+def _ran(call, name: str) -> bool:
+    with torch.profiler.profile() as prof:
+        call()
+    return any(e.name == name for e in prof.events())
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_pointwise_layer_trains_as_torch_layer(dims):
+    """A kernel of size 1 is its own reversal, so an eager pointwise layer
+    runs torch's convolution (and its autograd) instead of the operator:
+    output and gradients equal torch.nn's with the same weight, and layers
+    with a larger kernel still run the operator."""
+    ours_cls, torch_cls = CLASSES[dims]
+    theirs = torch_cls(4, 6, 1, stride=2, groups=2).double()
+    ours = ours_cls.from_torch(theirs)
+    torch.testing.assert_close(ours.weight, theirs.weight)
+    x = _input(dims, dtype=torch.float64).requires_grad_()
+    y_ours, y_theirs = ours(x), theirs(x)
+    torch.testing.assert_close(y_ours, y_theirs)
+    grads = [torch.autograd.grad(y.square().sum(), [x, *m.parameters()])
+             for y, m in ((y_ours, ours), (y_theirs, theirs))]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradgradcheck(lambda x, w: ours._conv_forward(x, w, ours.bias),
+                                        (x[:1], ours.weight))
+    assert not _ran(lambda: ours(x), "torchflip::conv")
+    larger = ours_cls(4, 6, 2, groups=2).double()
+    assert _ran(lambda: larger(x), "torchflip::conv")
+
+
+def test_pointwise_layer_rejects_bad_input_with_the_operator_message():
+    layer = tnn.Conv2d(4, 6, 1)
+    with pytest.raises(ValueError, match="torchflip.*C_in"):
+        layer(torch.randn(1, 5, 3, 3))

@@ -58,6 +58,19 @@ def _sampled(weight: Tensor, view: tuple) -> Tensor:
     return weight.as_strided(*view)
 
 
+def plain_eager(weight: Tensor) -> bool:
+    """Whether a call may run torch's own convolution in place of the
+    operator: plain eager execution (torch.compile, export and tracing keep
+    the operator in the graph; torch.func and forward-mode AD keep their
+    autograd path), and a dtype torch's CPU kernels flip and compare
+    (complex32 has neither; the operator splits it into real parts)."""
+    if weight.dtype == torch.complex32:
+        return False
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False
+    return not _ops.functorch_transform_active()
+
+
 class FlippedWeightCache:
     """One layer's cached flip. The entry (weight reference, key, flipped) is
     read and replaced as a single tuple, so threads sharing a layer never
@@ -72,15 +85,9 @@ class FlippedWeightCache:
         caching is enabled, no gradient for the weight, plain eager execution
         (torch.compile, export and tracing keep the operator in the graph;
         torch.func and forward-mode AD keep their autograd path)."""
-        # ATen has no flip or comparison kernels for complex32; the operator
-        # splits it into real parts instead.
-        if not _enabled or weight.dtype == torch.complex32:
+        if not _enabled or (weight.requires_grad and torch.is_grad_enabled()):
             return False
-        if weight.requires_grad and torch.is_grad_enabled():
-            return False
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return False
-        return not _ops.functorch_transform_active()
+        return plain_eager(weight)
 
     def get(self, weight: Tensor) -> Tensor:
         if weight.shape[2:].numel() == 1:

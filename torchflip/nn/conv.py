@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.utils import _ntuple
@@ -29,7 +28,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torchflip.nn._arguments import check_layer_sizes
 from torchflip.nn._conversion import copy_convolution
 from torchflip.nn._method import DIRECT, Engines, check_method, choose_engines, fft_candidate
-from torchflip.nn._flip_cache import FlipCacheMixin, FlippedWeightCache
+from torchflip.nn._flip_cache import FlipCacheMixin, FlippedWeightCache, plain_eager
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d"]
 
@@ -79,14 +78,25 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
                                       mode=self.padding_mode)
             padding = 0
         engines = self._engines(input, weight)
-        if engines == DIRECT and FlippedWeightCache.applies(weight):
-            # No gradient reaches the weight: torch's cross-correlation with the
-            # cached flipped weight is the same true convolution, minus the flip.
-            validate_once((TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1], input, weight,
-                          bias, self.stride, padding, self.dilation, self.groups)
-            conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
-            return conv[self._dims - 1](input, self._flip_cache.get(weight), bias, self.stride,
-                                        padding, self.dilation, self.groups)
+        if engines == DIRECT:
+            if FlippedWeightCache.applies(weight):
+                # No gradient reaches the weight: torch's cross-correlation with
+                # the cached flipped weight is the same true convolution, minus
+                # the flip.
+                reversed_weight = self._flip_cache.get(weight)
+            elif weight.shape[2:].numel() == 1 and plain_eager(weight):
+                # A kernel of size 1 is its own reversal: torch's layer with its
+                # own autograd computes exactly this, without the operator's
+                # per-call overhead (measurable on bandwidth-bound 1x1 layers).
+                reversed_weight = weight
+            else:
+                reversed_weight = None
+            if reversed_weight is not None:
+                validate_once((TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1], input, weight,
+                              bias, self.stride, padding, self.dilation, self.groups)
+                conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
+                return conv[self._dims - 1](input, reversed_weight, bias, self.stride, padding,
+                                            self.dilation, self.groups)
         return TF._conv_nd(input, weight, bias, self.stride, padding, self.dilation, self.groups,
                            self._dims, engines)
 

@@ -151,7 +151,9 @@ def _expected_choices(x, w, g, stride, padding, dilation):
     reversed_dims = [i for i, k in enumerate(w.shape[2:]) if k > 1]
     aligned = all((x.shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1)
                   % stride[i] == 0 for i in reversed_dims)
-    forward = "input" if aligned and x.numel() < w.numel() else "weight"
+    # The forward reverses the input, and its result back, only where the two
+    # reversals are smaller than the weight; grad_input the smaller operand.
+    forward = "input" if aligned and x.numel() + g.numel() < w.numel() else "weight"
     if g.numel() < w.numel():
         grad_input = "grad" if aligned else ("halves" if w.shape[1] > 1 else "weight")
     else:
@@ -269,9 +271,9 @@ def test_halves_keep_channels_last():
 # reversed operands, reversed back in place.
 IN_PLACE_CASES = {
     # y and grad_input: 2 entries in dim 0, so blocks of channels within
-    # each; grad_weight: 3x3, swapped in place (channels_last: 64 output
+    # each; grad_weight: 3x3, swapped in place (channels_last: 80 output
     # channels, blocks of them).
-    "activations": (2, 2, 64, 64, 1, 12, 3, 1, 1),
+    "activations": (2, 2, 80, 80, 1, 12, 3, 1, 1),  # |x| + |y| < |w|
     # grad_input of one batch entry: blocks of channels; grad_weight of 8
     # channels with one input channel each: blocks of output channels.
     "long-depthwise-kernel": (1, 1, 8, 8, 8, 2100, 2048, 1, 0),

@@ -74,9 +74,9 @@ at::Tensor complex_bilinear(const RealBilinear& f, const at::Tensor& ar,
 // the naive flip with |x| < |w|); the forward's held copy is rarely the peak
 // of a training step. grad_input reverses the smaller of g and w, since its
 // held copy is at the peak: the time rule there raised ResNet-50
-// layer3.1-5.conv2's peak fwd+bwd memory to 1.09 of torch.nn's. The weight gradient comes from
-// R(x) and R(g) only when they are under a sixteenth of the weight, the most
-// that reversing grad_weight in place holds.
+// layer3.1-5.conv2's peak fwd+bwd memory to 1.09 of torch.nn's. The weight
+// gradient comes from R(x) and R(g) only when they are under a sixteenth of
+// the weight, the most that reversing grad_weight in place holds.
 //
 // The condition always holds at stride 1. At larger strides that leave the
 // last r inputs unused, the reversed input would need r more zeros per

@@ -67,6 +67,19 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
             padding = self.padding
         return choose_engines(input, weight, self.stride, padding, self.dilation, self.groups)
 
+    def _reversed_weight_for_torch(self, weight: Tensor) -> Optional[Tensor]:
+        """The reversed weight with which torch's cross-correlation computes
+        this call exactly, or None where the operator must run."""
+        if FlippedWeightCache.applies(weight):
+            # No gradient reaches the weight: the cached flip serves.
+            return self._flip_cache.get(weight)
+        if weight.shape[2:].numel() == 1 and plain_eager(weight):
+            # A kernel of size 1 is its own reversal: torch's layer with its
+            # own autograd computes exactly this, without the operator's
+            # per-call overhead (measurable on bandwidth-bound 1x1 layers).
+            return weight
+        return None
+
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         if not isinstance(input, Tensor):
             raise TypeError(f"{type(self).__name__}: expected 'input' to be a Tensor, but got "
@@ -78,25 +91,13 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
                                       mode=self.padding_mode)
             padding = 0
         engines = self._engines(input, weight)
-        if engines == DIRECT:
-            if FlippedWeightCache.applies(weight):
-                # No gradient reaches the weight: torch's cross-correlation with
-                # the cached flipped weight is the same true convolution, minus
-                # the flip.
-                reversed_weight = self._flip_cache.get(weight)
-            elif weight.shape[2:].numel() == 1 and plain_eager(weight):
-                # A kernel of size 1 is its own reversal: torch's layer with its
-                # own autograd computes exactly this, without the operator's
-                # per-call overhead (measurable on bandwidth-bound 1x1 layers).
-                reversed_weight = weight
-            else:
-                reversed_weight = None
-            if reversed_weight is not None:
-                validate_once((TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1], input, weight,
-                              bias, self.stride, padding, self.dilation, self.groups)
-                conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
-                return conv[self._dims - 1](input, reversed_weight, bias, self.stride, padding,
-                                            self.dilation, self.groups)
+        reversed_weight = self._reversed_weight_for_torch(weight) if engines == DIRECT else None
+        if reversed_weight is not None:
+            validate_once((TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1], input, weight,
+                          bias, self.stride, padding, self.dilation, self.groups)
+            conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
+            return conv[self._dims - 1](input, reversed_weight, bias, self.stride, padding,
+                                        self.dilation, self.groups)
         return TF._conv_nd(input, weight, bias, self.stride, padding, self.dilation, self.groups,
                            self._dims, engines)
 

@@ -168,7 +168,7 @@ def test_blocked_fft_matches_reference(case, tiny_blocks):
     b = torch.randn(cout, dtype=torch.float64, requires_grad=True)
     pad = padding if isinstance(padding, int) else 0
     if not isinstance(padding, str):
-        gs, ns, cs = _fft_conv._blocks(x, cout // groups,
+        gs, ns, cs, _ = _fft_conv._blocks(x, cout // groups,
                                        _fft_conv.transform_lengths(x.shape[2:], [pad] * dims),
                                        groups)
         assert gs * ns * cs < groups * x.shape[0] * (cin // groups)  # really split

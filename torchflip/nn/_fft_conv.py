@@ -27,13 +27,18 @@ correlations, with :math:`g_f` the output gradient placed at offset
 
 Memory. The spectra of a whole layer are larger than its activations (a
 complex half-spectrum of the padded map), so :func:`fft_forward` and
-:func:`fft_backward` work through blocks of groups and samples, writing each
-block's result into the output, and the backward pass recomputes the input's
-spectrum instead of keeping it from the forward pass: a block's input
-spectrum is about a twelfth of the input's size. (Blocks are also faster
-than one whole-layer transform: they stay in cache.) Under torch.compile,
-torch.func, tracing or export, :func:`fft_conv` computes the same formula
-in one block, with autograd through torch.fft.
+:func:`fft_backward` work through blocks of groups, samples, input channels
+and output channels (:func:`_blocks`), writing each block's result into the
+output, and the backward pass recomputes the input's spectrum instead of
+keeping it from the forward pass: a block's spectra are about a twelfth of
+the input's size. Each transform runs in chunks written into its spectrum
+(:func:`_spectrum`, :func:`_inverse_into`), because torch.fft holds two or
+three temporaries of its output's size. A long 1-D signal of few samples and
+channels, whose single spectrum already outweighs the budget, is cut into
+overlapping segments (overlap-save), which then block like samples. (Blocks
+are also faster than one whole-layer transform: they stay in cache.) Under
+torch.compile, torch.func, tracing or export, :func:`fft_conv` computes the
+same formula in one block, with autograd through torch.fft.
 
 Speed. The eager engine transforms nothing it can skip: the weight's
 spectrum once per block of groups (not per block of samples), operands
@@ -48,7 +53,7 @@ channels per frequency.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -60,6 +65,11 @@ from torchflip.signal._fast_len import next_fast_len
 # per-call overhead).
 BLOCK_INPUT_SHARE = 12
 BLOCK_MIN_BYTES = 1 << 18
+# A transform is cut into chunks of at least this many 1-D rows: pocketfft
+# amortises its per-call work over the rows of a batch (a 17496-point real
+# transform costs 202 us for one row, 35 us a row for eight).
+CHUNK_MIN_ROWS = 8
+CHUNK_BUDGETS = 2
 
 
 def check_fft_inputs(input: Tensor, weight: Tensor, stride: Sequence[int], op: str) -> None:
@@ -147,11 +157,15 @@ def _irfft_window(t: Tensor, lengths: Sequence[int], start: Sequence[int],
 
 
 def _cyclic_window(t: Tensor, dim: int, start: int, size: int) -> Tensor:
+    """The indices [start, start + size) of ``dim``, modulo its length (size
+    at most the length): a view, or two pieces joined (an index tensor of
+    int64 would take twice the memory of a float32 window)."""
     length = t.shape[dim]
-    if 0 <= start and start + size <= length:
+    start %= length
+    first = min(size, length - start)
+    if first == size:
         return t.narrow(dim, start, size)
-    index = (torch.arange(start, start + size, device=t.device) % length)
-    return t.index_select(dim, index)
+    return torch.cat([t.narrow(dim, start, first), t.narrow(dim, 0, size - first)], dim)
 
 
 def _frequencies(lengths: Sequence[int]) -> tuple[int, ...]:
@@ -164,12 +178,6 @@ def _frequencies(lengths: Sequence[int]) -> tuple[int, ...]:
 # over all frequencies per channel summed: on CPU 2-6 times faster than the
 # equivalent batched complex matrix products, whose matrices (a few channels,
 # one per frequency) are too small for BLAS.
-def _spectrum(t: Tensor, lengths: Sequence[int]) -> Tensor:
-    """(..., *S) -> (..., F): the real FFT over the trailing dimensions,
-    frequencies flattened."""
-    return _rfft(t, lengths).flatten(-len(lengths))
-
-
 def _channels(t: Tensor, groups: int, start: int, count: int) -> Tensor:
     """(A, groups * per, *rest) -> (A, groups, count, *rest): the channels
     [start, start + count) of every group (a view)."""
@@ -185,12 +193,13 @@ def _mix_forward(x_hat: Tensor, w_hat: Tensor, out: Optional[Tensor] = None) -> 
     return out
 
 
-def _mix_input_grad(g_hat: Tensor, w_hat: Tensor) -> Tensor:
-    """(N, g, O/g, F), (g, O/g, c, F) -> (N, g, c, F): sum over o of g conj(w)."""
+def _mix_input_grad(g_hat: Tensor, w_hat: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """(N, g, O/g, F), (g, O/g, c, F) -> (N, g, c, F): sum over o of
+    g conj(w), added to ``out`` when given."""
     w_conj = w_hat.conj()
-    out = g_hat[:, :, :1] * w_conj[:, 0].unsqueeze(0)
-    for o in range(1, g_hat.shape[2]):
-        out.addcmul_(g_hat[:, :, o:o + 1], w_conj[:, o].unsqueeze(0))
+    for o in range(g_hat.shape[2]):
+        term = (g_hat[:, :, o:o + 1], w_conj[:, o].unsqueeze(0))
+        out = term[0] * term[1] if out is None else out.addcmul_(*term)
     return out
 
 
@@ -241,44 +250,57 @@ def fft_conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Seq
     return out
 
 
-def _blocks(input: Tensor, out_per_group: int, lengths: Sequence[int],
-            groups: int) -> tuple[int, int, int]:
-    """(groups, samples, input channels per group) per block.
+class Blocks(NamedTuple):
+    """How many groups, samples, input channels (per group) and output
+    channels (per group) one block of the FFT engine takes."""
 
-    Groups and samples: a block's input spectrum stays under the budget,
-    max(|input| / BLOCK_INPUT_SHARE, BLOCK_MIN_BYTES), splitting groups first
-    (a block of groups also shrinks the weight's spectrum and its gradient's;
-    a block of samples does not). Input channels: a block's weight spectrum
-    (groups x outputs per group x channels) stays under the same budget, so
-    a dense layer never holds the spectrum of its whole weight (16 -> 16
-    channels of 31x31 kernels at 128x128: 26 MB, against 2 MB of input).
-    Blocks of channels take every sample at once: the spectra of the output
-    (forward) and of its gradient (backward) then accumulate over the channel
-    blocks with no transform done twice."""
+    groups: int
+    samples: int
+    channels: int
+    outputs: int
+
+
+def _budget(input: Tensor) -> int:
+    """Bytes of complex spectra a block keeps (see BLOCK_INPUT_SHARE)."""
+    return max(input.numel() * input.element_size() // BLOCK_INPUT_SHARE, BLOCK_MIN_BYTES)
+
+
+def _blocks(input: Tensor, out_per_group: int, lengths: Sequence[int], groups: int) -> Blocks:
+    """The blocks of :func:`fft_forward` and :func:`fft_backward`.
+
+    Groups and samples: a block's input spectrum, and its output's (the
+    larger of the two), stay under the budget (:func:`_budget`), splitting
+    groups first (a block of groups also shrinks
+    the weight's spectrum and its gradient's; a block of samples does not).
+    Input channels: a block's weight spectrum (groups x outputs per group x
+    channels) stays under the same budget, so a dense layer never holds the
+    spectrum of its whole weight (16 -> 16 channels of 31x31 kernels at
+    128x128: 26 MB, against 2 MB of input). Blocks of input channels take
+    every sample at once: spectra summed over channels (the output's forward,
+    the input gradient's backward) then accumulate over the channel blocks
+    with no transform done twice, and each weight gradient block is complete
+    after one pass. Output channels: where one block takes every sample and
+    every input channel and the weight spectrum is still too large (a bank of
+    long 1-D filters over one signal), it is split by outputs, which also
+    splits the spectra of the output and of its gradient."""
     n, c_per = int(input.shape[0]), int(input.shape[1]) // groups
     complex_bytes = 2 * input.element_size()
-    frequencies = math.prod(_frequencies(lengths))
-    budget = max(input.numel() * input.element_size() // BLOCK_INPUT_SHARE, BLOCK_MIN_BYTES)
-    count = -(-(n * c_per * groups * frequencies * complex_bytes) // budget)
+    map_bytes = math.prod(_frequencies(lengths)) * complex_bytes
+    budget = _budget(input)
+    count = -(-(n * max(c_per, out_per_group) * groups * map_bytes) // budget)
     if count <= 1:
         group_step, sample_step = groups, n
     elif count <= groups:
         group_step, sample_step = -(-groups // count), n
     else:
         group_step, sample_step = 1, max(1, -(-n // -(-count // groups)))
-    per_channel = group_step * out_per_group * frequencies * complex_bytes
-    channel_step = max(1, min(c_per, budget // per_channel))
+    channel_step = max(1, min(c_per, budget // (group_step * out_per_group * map_bytes)))
+    out_step = out_per_group
     if channel_step < c_per:
         sample_step = n
-    return group_step, sample_step, channel_step
-
-
-def _sample_chunk(input: Tensor, maps_per_sample: int, lengths: Sequence[int]) -> int:
-    """Samples per full-size transform of an output (or output gradient)
-    spectrum: their spectra under the block budget."""
-    per_sample = maps_per_sample * math.prod(_frequencies(lengths)) * 2 * input.element_size()
-    budget = max(input.numel() * input.element_size() // BLOCK_INPUT_SHARE, BLOCK_MIN_BYTES)
-    return max(1, budget // per_sample)
+    elif sample_step == n:
+        out_step = max(1, min(out_per_group, budget // (group_step * c_per * map_bytes)))
+    return Blocks(group_step, sample_step, channel_step, out_step)
 
 
 def _ranges(total: int, step: int):
@@ -286,12 +308,74 @@ def _ranges(total: int, step: int):
         yield start, min(step, total - start)
 
 
-def fft_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int],
-                dilation: Sequence[int], groups: int) -> Tensor:
-    """:func:`fft_conv`'s result, computed a block of groups, samples and
-    input channels at a time into the output (see the module doc and
-    :func:`_blocks`). Gradients come from :func:`fft_backward`, not from
-    autograd.
+def _chunks(shape: Sequence[int], map_bytes: int, budget: int, lengths: Sequence[int]):
+    """Index tuples (slices of the leading dimensions ``shape``) that cover
+    them in order, each taking at most ``budget // map_bytes`` maps of
+    transform ``lengths``, but at least CHUNK_MIN_ROWS rows."""
+    rows = math.prod(lengths[:-1])
+    budget = max(CHUNK_BUDGETS * budget, -(-CHUNK_MIN_ROWS // rows) * map_bytes)
+    yield from _leading_chunks(shape, map_bytes, budget)
+
+
+def _leading_chunks(shape: Sequence[int], map_bytes: int, budget: int):
+    if not shape:
+        yield ()
+        return
+    inner = math.prod(shape[1:]) * map_bytes
+    if inner <= budget:
+        for start, count in _ranges(int(shape[0]), max(1, budget // inner)):
+            yield (slice(start, start + count),)
+        return
+    for i in range(int(shape[0])):
+        for rest in _leading_chunks(shape[1:], map_bytes, budget):
+            yield (slice(i, i + 1),) + rest
+
+
+def _complex_dtype(t: Tensor) -> torch.dtype:
+    return torch.promote_types(t.dtype, torch.complex64)
+
+
+def _spectrum(t: Tensor, lengths: Sequence[int], budget: Optional[int] = None) -> Tensor:
+    """(..., *S) -> (..., F): the real FFT over the trailing dimensions,
+    frequencies flattened. With a budget, the maps are transformed a chunk
+    of at most ``budget`` bytes of spectrum at a time into the result:
+    torch.fft holds two or three temporaries of its output's size (the padded
+    copy, a layout copy, the result), so a whole transform would need several
+    times the spectrum's own memory."""
+    k = len(lengths)
+    frequencies = math.prod(_frequencies(lengths))
+    leading = tuple(t.shape[:-k])
+    map_bytes = frequencies * 2 * t.element_size()
+    if budget is None or math.prod(leading) * map_bytes <= budget:
+        return _rfft(t, lengths).flatten(-k)
+    out = t.new_empty(leading + (frequencies,), dtype=_complex_dtype(t))
+    for index in _chunks(leading, map_bytes, budget, lengths):
+        out[index].copy_(_rfft(t[index], lengths).flatten(-k))
+    return out
+
+
+def _inverse_into(dest: Tensor, spectrum: Tensor, lengths: Sequence[int], start: Sequence[int],
+                  size: Sequence[int], budget: int, step: Optional[Sequence[int]] = None) -> None:
+    """Writes into ``dest`` (..., *out) the window [start, start + size) of
+    the inverse transform of ``spectrum`` (..., F), taking every ``step``-th
+    sample of it when given (a dilated kernel's taps), a chunk of at most
+    ``budget`` bytes of spectrum at a time (see :func:`_spectrum`)."""
+    map_bytes = spectrum.shape[-1] * spectrum.element_size()
+    frequencies = _frequencies(lengths)
+    for index in _chunks(tuple(spectrum.shape[:-1]), map_bytes, budget, lengths):
+        window = _irfft_window(spectrum[index].unflatten(-1, frequencies), lengths, start, size)
+        if step is not None and any(d != 1 for d in step):
+            window = window[(Ellipsis,) + tuple(slice(None, None, d) for d in step)]
+        dest[index].copy_(window)
+
+
+def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
+                     padding: Sequence[int], dilation: Sequence[int], groups: int,
+                     out: Optional[Tensor] = None) -> Tensor:
+    """:func:`fft_conv`'s result, written into ``out`` when given, computed a block of groups, samples, input
+    channels and output channels at a time into the output (see the module
+    doc and :func:`_blocks`). Gradients come from :func:`fft_backward`, not
+    from autograd.
 
     Zero padding before x only shifts the full convolution, so x is
     transformed unpadded and the window moves back by the padding instead,
@@ -302,105 +386,256 @@ def fft_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: 
     zero, and no index of it receives a wrapped term."""
     n = input.shape[0]
     lengths = transform_lengths(input.shape[2:], padding)
-    frequencies = _frequencies(lengths)
     w_dilated = _dilate(weight, dilation)
     kernel = w_dilated.shape[2:]
     c_per, o_per = input.shape[1] // groups, weight.shape[0] // groups
-    group_step, sample_step, channel_step = _blocks(input, o_per, lengths, groups)
+    blocks = _blocks(input, o_per, lengths, groups)
+    budget = _budget(input)
     start = [k - 1 - p for k, p in zip(kernel, padding)]
     out_size = [s + 2 * p - k + 1 for s, p, k in zip(input.shape[2:], padding, kernel)]
-    out = input.new_empty((n, weight.shape[0], *out_size))
-    channel_blocks = list(_ranges(c_per, channel_step))
-    sample_chunk = _sample_chunk(input, group_step * o_per, lengths)
-    for g0, gs in _ranges(groups, group_step):
+    if out is None:
+        out = input.new_empty((n, weight.shape[0], *out_size))
+    channel_blocks = list(_ranges(c_per, blocks.channels))
+    output_blocks = list(_ranges(o_per, blocks.outputs))
+    for g0, gs in _ranges(groups, blocks.groups):
         x_g = input.narrow(1, g0 * c_per, gs * c_per)
         w_g = w_dilated.narrow(0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
-        # One weight spectrum per block of groups when it fits whole.
-        shared = _spectrum(w_g, lengths) if len(channel_blocks) == 1 else None
-        for n0, ns in _ranges(n, sample_step):
-            y_hat = None
-            for c0, cs in channel_blocks:
-                x_hat = _spectrum(_channels(x_g.narrow(0, n0, ns), gs, c0, cs), lengths)
-                w_hat = shared if shared is not None else _spectrum(w_g.narrow(2, c0, cs),
-                                                                    lengths)
-                y_hat = _mix_forward(x_hat, w_hat, y_hat)
-            # The inverse a few samples at a time: its temporaries (torch.fft
-            # clones what a complex-to-real transform destroys) stay small.
-            for i0, count in _ranges(ns, sample_chunk):
-                y = _irfft_window(y_hat.narrow(0, i0, count).reshape((count, gs * o_per)
-                                                                     + frequencies),
-                                  lengths, start, out_size)
-                out.narrow(0, n0 + i0, count).narrow(1, g0 * o_per, gs * o_per).copy_(y)
+        out_g = out.narrow(1, g0 * o_per, gs * o_per).unflatten(1, (gs, o_per))
+        # A spectrum that one block covers whole is transformed once.
+        w_whole = (_spectrum(w_g, lengths, budget)
+                   if len(channel_blocks) == 1 and len(output_blocks) == 1 else None)
+        for n0, ns in _ranges(n, blocks.samples):
+            x_n = x_g.narrow(0, n0, ns)
+            x_whole = (_spectrum(_channels(x_n, gs, 0, c_per), lengths, budget)
+                       if len(channel_blocks) == 1 else None)
+            for o0, os in output_blocks:
+                y_hat = None
+                for c0, cs in channel_blocks:
+                    x_hat = (x_whole if x_whole is not None
+                             else _spectrum(_channels(x_n, gs, c0, cs), lengths, budget))
+                    w_hat = (w_whole if w_whole is not None
+                             else _spectrum(w_g.narrow(1, o0, os).narrow(2, c0, cs), lengths,
+                                            budget))
+                    y_hat = _mix_forward(x_hat, w_hat, y_hat)
+                    # Freed before the next block's spectra are made.
+                    del x_hat, w_hat
+                _inverse_into(out_g.narrow(0, n0, ns).narrow(2, o0, os), y_hat, lengths, start,
+                              out_size, budget)
+                del y_hat
+            del x_whole
     if bias is not None:
-        out = out + bias.reshape((1, -1) + (1,) * (weight.dim() - 2))
+        out.add_(bias.reshape((1, -1) + (1,) * (weight.dim() - 2)))
     return out
 
 
-def fft_backward(grad_output: Tensor, input: Tensor, weight: Tensor, padding: Sequence[int],
-                 dilation: Sequence[int], groups: int,
-                 mask: Sequence[bool]) -> tuple[Optional[Tensor], ...]:
-    """(grad_input, grad_weight, grad_bias) of :func:`fft_forward` for the
+def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
+                      padding: Sequence[int], dilation: Sequence[int], groups: int,
+                      mask: Sequence[bool]) -> tuple[Optional[Tensor], ...]:
+    """(grad_input, grad_weight, grad_bias) of :func:`_blocked_forward` for the
     gradients ``mask`` asks for, by the correlation formulas of the module
     doc, a block at a time. Built from differentiable operations, so a
     backward pass with create_graph=True can differentiate it again."""
     dims = weight.dim() - 2
     n = input.shape[0]
     lengths = transform_lengths(input.shape[2:], padding)
-    frequencies = _frequencies(lengths)
     w_dilated = _dilate(weight, dilation)
     kernel = w_dilated.shape[2:]
     c_per, o_per = input.shape[1] // groups, weight.shape[0] // groups
-    group_step, sample_step, channel_step = _blocks(input, o_per, lengths, groups)
-    channel_blocks = list(_ranges(c_per, channel_step))
-    sample_chunk = _sample_chunk(input, group_step * o_per, lengths)
+    blocks = _blocks(input, o_per, lengths, groups)
+    budget = _budget(input)
+    channel_blocks = list(_ranges(c_per, blocks.channels))
+    output_blocks = list(_ranges(o_per, blocks.outputs))
     # The output gradient sits at [K_d - 1, S_p) of the full result; it is
     # transformed as it is, and the windows of both gradients move back by
     # K_d - 1 instead (wrapping around, which the transform lengths >= S + 2p
-    # leave free of aliasing).
+    # leave free of aliasing). Unpadded x (x_p is x shifted by p) moves the
+    # weight gradient's window p later.
     grad_start = [p - (k - 1) for p, k in zip(padding, kernel)]
     grad_input = input.new_empty(input.shape) if mask[0] else None
     grad_weight = weight.new_empty(weight.shape) if mask[1] else None
-    for g0, gs in _ranges(groups, group_step):
+    for g0, gs in _ranges(groups, blocks.groups):
         x_g = input.narrow(1, g0 * c_per, gs * c_per)
-        g_g = grad_output.narrow(1, g0 * o_per, gs * o_per)
+        g_g = grad_output.narrow(1, g0 * o_per, gs * o_per).unflatten(1, (gs, o_per))
         w_g = w_dilated.narrow(0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
-        shared = (_spectrum(w_g, lengths) if mask[0] and len(channel_blocks) == 1 else None)
-        # The weight gradient's spectrum of a channel block sums over every
-        # sample block (there are several only with one channel block).
+        w_whole = (_spectrum(w_g, lengths, budget) if mask[0] and len(channel_blocks) == 1
+                   and len(output_blocks) == 1 else None)
+        # The weight gradient's spectrum of a block of channels sums over
+        # every block of samples (there are several only with one block of
+        # input and of output channels).
         w_grad_hats: dict = {}
 
-        def store_weight_grad(c0: int, cs: int) -> None:
-            # Unpadded x (x_p is x shifted by p): the window starts p later.
-            gw = _irfft_window(w_grad_hats.pop(c0).unflatten(-1, frequencies), lengths,
-                               grad_start, kernel)
-            if any(d != 1 for d in dilation):
-                gw = gw[(Ellipsis,) + tuple(slice(None, None, d) for d in dilation)]
+        def store_weight_grad(c0: int, cs: int, o0: int, os: int) -> None:
             target = grad_weight.narrow(0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
-            target.narrow(2, c0, cs).copy_(gw)
+            _inverse_into(target.narrow(1, o0, os).narrow(2, c0, cs),
+                          w_grad_hats.pop((c0, cs, o0, os)), lengths, grad_start, kernel, budget,
+                          dilation)
 
-        for n0, ns in _ranges(n, sample_step):
-            # Transformed a few samples at a time into one spectrum (as the
-            # forward's inverse).
-            g_hat = g_g.new_empty((ns, gs, o_per, math.prod(frequencies)),
-                                  dtype=torch.promote_types(g_g.dtype, torch.complex64))
-            for i0, count in _ranges(ns, sample_chunk):
-                g_hat.narrow(0, i0, count).copy_(_spectrum(
-                    g_g.narrow(0, n0 + i0, count).unflatten(1, (gs, o_per)), lengths))
+        for n0, ns in _ranges(n, blocks.samples):
+            g_n = g_g.narrow(0, n0, ns)
+            g_whole = _spectrum(g_n, lengths, budget) if len(output_blocks) == 1 else None
             for c0, cs in channel_blocks:
+                x_hat = (_spectrum(_channels(x_g.narrow(0, n0, ns), gs, c0, cs), lengths, budget)
+                         if mask[1] else None)
+                gx_hat = None
+                for o0, os in output_blocks:
+                    g_hat = (g_whole if g_whole is not None
+                             else _spectrum(g_n.narrow(2, o0, os), lengths, budget))
+                    if mask[0]:
+                        w_hat = (w_whole if w_whole is not None
+                                 else _spectrum(w_g.narrow(1, o0, os).narrow(2, c0, cs), lengths,
+                                                budget))
+                        gx_hat = _mix_input_grad(g_hat, w_hat, gx_hat)
+                        # Freed before the next block's spectra are made.
+                        del w_hat
+                    if mask[1]:
+                        key = (c0, cs, o0, os)
+                        w_grad_hats[key] = _mix_weight_grad(g_hat, x_hat, w_grad_hats.get(key))
+                        if blocks.samples >= n:
+                            store_weight_grad(*key)
+                    del g_hat
                 if mask[0]:
-                    w_hat = shared if shared is not None else _spectrum(w_g.narrow(2, c0, cs),
-                                                                        lengths)
-                    gx_hat = _mix_input_grad(g_hat, w_hat).unflatten(-1, frequencies)
-                    gx = _irfft_window(gx_hat, lengths, grad_start, input.shape[2:])
-                    _channels(grad_input.narrow(0, n0, ns).narrow(1, g0 * c_per, gs * c_per),
-                              gs, c0, cs).copy_(gx)
-                if mask[1]:
-                    x_hat = _spectrum(_channels(x_g.narrow(0, n0, ns), gs, c0, cs), lengths)
-                    w_grad_hats[c0] = _mix_weight_grad(g_hat, x_hat, w_grad_hats.get(c0))
-                    if sample_step >= n:
-                        store_weight_grad(c0, cs)
-        for c0, cs in channel_blocks:
-            if c0 in w_grad_hats:
-                store_weight_grad(c0, cs)
+                    target = grad_input.narrow(0, n0, ns).narrow(1, g0 * c_per, gs * c_per)
+                    _inverse_into(_channels(target, gs, c0, cs), gx_hat, lengths, grad_start,
+                                  input.shape[2:], budget)
+                del x_hat, gx_hat
+            del g_whole
+        for key in list(w_grad_hats):
+            store_weight_grad(*key)
     grad_bias = grad_output.sum([0] + list(range(2, 2 + dims))) if mask[2] else None
+    return grad_input, grad_weight, grad_bias
+
+
+# Overlap-save: pocketfft vectorises across the rows of a batch of
+# transforms (four float32 rows at once on this CPU), so a long 1-D signal
+# with few samples x channels transforms about as fast as four would, and
+# its whole-length spectra take memory by the megabyte. Cut into segments of
+# about OVERLAP_SAVE_KERNELS kernels (at least OVERLAP_SAVE_MIN_LENGTH
+# samples), the same signal is many short rows: batched, and blocked like
+# the samples of a batch.
+OVERLAP_SAVE_ROWS = 4
+OVERLAP_SAVE_KERNELS = 4
+OVERLAP_SAVE_MIN_LENGTH = 1024
+OVERLAP_SAVE_MIN_SEGMENTS = 4
+
+
+def _overlap_save_hop(input: Tensor, weight: Tensor, padding: Sequence[int],
+                      dilation: Sequence[int]) -> Optional[int]:
+    """The outputs per segment of overlap-save for a 1-D layer (each
+    segment's transform is a fast length), or None where whole transforms
+    are better: more rows than OVERLAP_SAVE_ROWS, or fewer segments than
+    OVERLAP_SAVE_MIN_SEGMENTS."""
+    if input.dim() != 3 or input.shape[0] * input.shape[1] >= OVERLAP_SAVE_ROWS:
+        return None
+    kernel = dilation[0] * (weight.shape[2] - 1) + 1
+    length = next_fast_len(max(OVERLAP_SAVE_KERNELS * kernel, OVERLAP_SAVE_MIN_LENGTH))
+    hop = length - kernel + 1
+    outputs = input.shape[2] + 2 * padding[0] - kernel + 1
+    return hop if outputs // hop >= OVERLAP_SAVE_MIN_SEGMENTS else None
+
+
+def _segments(t: Tensor, size: int, hop: int, count: int) -> Tensor:
+    """(C, L) -> (count, C, size): the windows [j hop, j hop + size) of
+    ``t``, overlapping where size > hop; a view."""
+    return t.unfold(-1, size, hop).narrow(1, 0, count).transpose(0, 1)
+
+
+def _overlap_add(segments: Tensor, hop: int, length: int) -> Tensor:
+    """(J, C, size) -> (C, length): the sum of segment j placed at j hop
+    (the adjoint of :func:`_segments`), for hop <= size <= 2 hop."""
+    count, channels, size = segments.shape
+    out = segments.new_zeros((channels, length))
+    heads = segments.narrow(2, 0, hop).transpose(0, 1).reshape(channels, count * hop)
+    out.narrow(1, 0, count * hop).add_(heads)
+    tail = size - hop
+    if tail:
+        # The last tail on its own: the signal may end within its hop.
+        tails = segments.narrow(2, hop, tail).transpose(0, 1)
+        out.narrow(1, hop, (count - 1) * hop).unflatten(1, (count - 1, hop)).narrow(
+            2, 0, tail).add_(tails.narrow(1, 0, count - 1))
+        out.narrow(1, count * hop, tail).add_(tails[:, -1])
+    return out
+
+
+def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
+                          padding: Sequence[int], dilation: Sequence[int], groups: int,
+                          hop: int) -> Tensor:
+    """:func:`fft_conv`'s result for a 1-D layer by overlap-save: the padded
+    signal's segments [j hop, j hop + hop + K_d - 1) give the outputs
+    [j hop, (j + 1) hop) as 'valid' convolutions, which the blocked engine
+    computes with the segments as samples; the outputs left after the last
+    whole segment are one more, shorter, segment."""
+    n = input.shape[0]
+    kernel = dilation[0] * (weight.shape[2] - 1) + 1
+    x_p = _pad(input, padding, padding)
+    length = x_p.shape[2] - kernel + 1
+    count = length // hop
+    out = input.new_empty((n, weight.shape[0], length))
+    rest = length - count * hop
+    for i in range(n):
+        _blocked_forward(_segments(x_p[i], hop + kernel - 1, hop, count), weight, None, [0],
+                         dilation, groups, out=_segments(out[i], hop, hop, count))
+        if rest:
+            _blocked_forward(x_p[i:i + 1, :, count * hop:], weight, None, [0], dilation, groups,
+                             out=out[i:i + 1, :, count * hop:])
+    if bias is not None:
+        out.add_(bias.reshape(1, -1, 1))
+    return out
+
+
+def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
+                           padding: Sequence[int], dilation: Sequence[int], groups: int,
+                           mask: Sequence[bool], hop: int) -> tuple[Optional[Tensor], ...]:
+    """The gradients of :func:`_overlap_save_forward`: the blocked engine's,
+    segment by segment; the segments' input gradients overlap-add."""
+    n, _, size = input.shape
+    kernel = dilation[0] * (weight.shape[2] - 1) + 1
+    x_p = _pad(input, padding, padding)
+    length = grad_output.shape[2]
+    count = length // hop
+    rest = length - count * hop
+    inner = [mask[0], mask[1], False]
+    grad_inputs, grad_weight = [], None
+    for i in range(n):
+        parts = [_blocked_backward(_segments(grad_output[i], hop, hop, count),
+                                   _segments(x_p[i], hop + kernel - 1, hop, count), weight, [0],
+                                   dilation, groups, inner)]
+        if rest:
+            parts.append(_blocked_backward(grad_output[i:i + 1, :, count * hop:],
+                                           x_p[i:i + 1, :, count * hop:], weight, [0], dilation,
+                                           groups, inner))
+        if mask[1]:
+            for _, gw, _ in parts:
+                grad_weight = gw if grad_weight is None else grad_weight + gw
+        if mask[0]:
+            grad_x = _overlap_add(parts[0][0], hop, x_p.shape[2])
+            if rest:
+                grad_x.narrow(1, count * hop, x_p.shape[2] - count * hop).add_(parts[1][0][0])
+            grad_inputs.append(grad_x.narrow(1, padding[0], size))
+    grad_input = torch.stack(grad_inputs) if mask[0] else None
+    return grad_input, grad_weight, None
+
+
+def fft_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int],
+                dilation: Sequence[int], groups: int) -> Tensor:
+    """:func:`fft_conv`'s result in eager mode, by overlap-save for long 1-D
+    signals of few rows (:func:`_overlap_save_hop`), by whole transforms in
+    blocks otherwise. Gradients come from :func:`fft_backward`."""
+    hop = _overlap_save_hop(input, weight, padding, dilation)
+    if hop is not None:
+        return _overlap_save_forward(input, weight, bias, padding, dilation, groups, hop)
+    return _blocked_forward(input, weight, bias, padding, dilation, groups)
+
+
+def fft_backward(grad_output: Tensor, input: Tensor, weight: Tensor, padding: Sequence[int],
+                 dilation: Sequence[int], groups: int,
+                 mask: Sequence[bool]) -> tuple[Optional[Tensor], ...]:
+    """(grad_input, grad_weight, grad_bias) of :func:`fft_forward` for the
+    gradients ``mask`` asks for. Built from differentiable operations, so a
+    backward pass with create_graph=True can differentiate it again."""
+    hop = _overlap_save_hop(input, weight, padding, dilation)
+    if hop is None:
+        return _blocked_backward(grad_output, input, weight, padding, dilation, groups, mask)
+    grad_input, grad_weight, _ = _overlap_save_backward(grad_output, input, weight, padding,
+                                                        dilation, groups, mask, hop)
+    grad_bias = grad_output.sum([0, 2]) if mask[2] else None
     return grad_input, grad_weight, grad_bias

@@ -1,0 +1,138 @@
+"""The FFT engine's ways of holding less memory, each forced on small layers
+and checked against the reference (torch.nn.functional with the flipped
+weight): blocks of output channels, transforms in chunks, and overlap-save
+for long 1-D signals. Values, gradients of every mask, and gradients of
+gradients (gradgradcheck, float64)."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from torchflip.nn import _fft_conv
+
+TORCH_CONV = {1: F.conv1d, 2: F.conv2d}
+
+
+def _reference(x, w, b, padding, dilation, groups):
+    return TORCH_CONV[x.dim() - 2](x, w.flip(list(range(2, w.dim()))), b, 1, padding, dilation,
+                                   groups)
+
+
+def _check_against_reference(x, w, b, padding, dilation, groups):
+    """fft_forward and fft_backward (every gradient mask) against autograd
+    through the reference."""
+    dims = x.dim() - 2
+    pad, dil = [padding] * dims, [dilation] * dims
+    ref = _reference(x, w, b, padding, dilation, groups)
+    torch.testing.assert_close(_fft_conv.fft_forward(x, w, b, pad, dil, groups), ref)
+    g = torch.randn_like(ref)
+    expected = torch.autograd.grad(ref, (x, w, b), g)
+    for mask in itertools.product([True, False], repeat=3):
+        got = _fft_conv.fft_backward(g, x, w, pad, dil, groups, mask)
+        for wanted, value, want in zip(mask, got, expected):
+            if wanted:
+                torch.testing.assert_close(value, want)
+            else:
+                assert value is None
+
+
+def _operands(n, cin, cout, size, k, groups, dims=1):
+    x = torch.randn((n, cin) + (size,) * dims, dtype=torch.float64, requires_grad=True)
+    w = torch.randn((cout, cin // groups) + (k,) * dims, dtype=torch.float64,
+                    requires_grad=True)
+    b = torch.randn(cout, dtype=torch.float64, requires_grad=True)
+    return x, w, b
+
+
+@pytest.fixture
+def small_segments(monkeypatch):
+    """Overlap-save from segments of 16 samples, so that small signals take it."""
+    monkeypatch.setattr(_fft_conv, "OVERLAP_SAVE_MIN_LENGTH", 16)
+
+
+# n, C_in, C_out, length, kernel, padding, dilation, groups
+OVERLAP_SAVE_CASES = [
+    (1, 1, 4, 200, 5, 2, 1, 1),      # a filter bank over one signal, 'same'
+    (1, 1, 3, 203, 4, 0, 1, 1),      # 'valid', outputs left after the last whole segment
+    (2, 1, 2, 150, 3, 7, 2, 1),      # two samples, dilation, padding beyond the kernel
+    (1, 2, 4, 180, 5, 4, 1, 2),      # groups
+    (3, 1, 1, 96, 1, 0, 1, 1),       # a one-tap kernel: segments do not overlap
+]
+
+
+@pytest.mark.parametrize("case", OVERLAP_SAVE_CASES, ids=str)
+def test_overlap_save_matches_reference(case, small_segments):
+    n, cin, cout, size, k, padding, dilation, groups = case
+    x, w, b = _operands(n, cin, cout, size, k, groups)
+    assert _fft_conv._overlap_save_hop(x, w, [padding], [dilation]) is not None
+    _check_against_reference(x, w, b, padding, dilation, groups)
+
+
+def test_overlap_save_is_taken_only_for_few_long_rows():
+    w = torch.randn(4, 1, 1025)
+    long_signal = torch.randn(1, 1, 65536)
+    assert _fft_conv._overlap_save_hop(long_signal, w, [512], [1]) is not None
+    # Too short for OVERLAP_SAVE_MIN_SEGMENTS segments of about four kernels.
+    assert _fft_conv._overlap_save_hop(torch.randn(1, 1, 8192), w, [512], [1]) is None
+    # Enough rows to batch the whole-length transforms.
+    many_rows = torch.randn(2, 2, 65536)
+    assert _fft_conv._overlap_save_hop(many_rows, torch.randn(4, 2, 1025), [512], [1]) is None
+    assert _fft_conv._overlap_save_hop(torch.randn(1, 1, 64, 64), torch.randn(1, 1, 5, 5),
+                                       [2, 2], [1, 1]) is None
+
+
+def test_overlap_save_differentiates_twice(small_segments):
+    x, w, b = _operands(1, 1, 2, 70, 3, 1, 1)
+
+    def conv(x, w, b):
+        from torchflip.nn._engines import TwoEngineConv
+        from torchflip.nn._method import Engines
+
+        return TwoEngineConv.apply(x, w, b, Engines("fft", "fft"), (1,), (2,), 1)
+
+    assert _fft_conv._overlap_save_hop(x, w, [1], [2]) is not None
+    torch.testing.assert_close(conv(x, w, b), _reference(x, w, b, 1, 2, 1))
+    assert torch.autograd.gradcheck(conv, (x, w, b))
+    assert torch.autograd.gradgradcheck(conv, (x, w, b))
+
+
+@pytest.fixture
+def tiny_budget(monkeypatch):
+    """Blocks and chunks as small as the engine makes them."""
+    monkeypatch.setattr(_fft_conv, "BLOCK_MIN_BYTES", 1)
+    monkeypatch.setattr(_fft_conv, "BLOCK_INPUT_SHARE", 1 << 40)
+    monkeypatch.setattr(_fft_conv, "CHUNK_MIN_ROWS", 1)
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_blocks_of_output_channels_match_reference(dims, tiny_budget):
+    # One input channel per group and one sample: only outputs can split.
+    x, w, b = _operands(1, 2, 6, 12, 3, 2, dims)
+    lengths = _fft_conv.transform_lengths(x.shape[2:], [1] * dims)
+    blocks = _fft_conv._blocks(x, 3, lengths, 2)
+    assert blocks.outputs < 3 and blocks.channels == 1 and blocks.samples == 1
+    _check_against_reference(x, w, b, 1, 1, 2)
+
+
+def test_chunked_transforms_match_whole_ones(tiny_budget):
+    t = torch.randn(3, 2, 5, 7, dtype=torch.float64)
+    lengths = [8, 12]
+    whole = _fft_conv._spectrum(t, lengths)
+    chunked = _fft_conv._spectrum(t, lengths, budget=1)
+    torch.testing.assert_close(chunked, whole)
+    out = torch.empty(3, 2, 4, 6, dtype=torch.float64)
+    _fft_conv._inverse_into(out, whole, lengths, [-1, 2], [4, 6], budget=1)
+    inverse = torch.fft.irfftn(whole.unflatten(-1, (8, 7)), s=lengths)
+    expected = inverse.roll(1, -2)[..., :4, 2:8]
+    torch.testing.assert_close(out, expected)
+
+
+def test_cyclic_window_wraps_without_an_index():
+    t = torch.arange(10.0)
+    torch.testing.assert_close(_fft_conv._cyclic_window(t, 0, -3, 5),
+                               torch.tensor([7.0, 8.0, 9.0, 0.0, 1.0]))
+    torch.testing.assert_close(_fft_conv._cyclic_window(t, 0, 8, 4),
+                               torch.tensor([8.0, 9.0, 0.0, 1.0]))
+    assert _fft_conv._cyclic_window(t, 0, 2, 5).data_ptr() == t[2:].data_ptr()

@@ -69,6 +69,9 @@ BLOCK_MIN_BYTES = 1 << 18
 # amortises its per-call work over the rows of a batch (a 17496-point real
 # transform costs 202 us for one row, 35 us a row for eight).
 CHUNK_MIN_ROWS = 8
+# Chunks hold up to this many block budgets of spectrum: fewer, larger calls
+# are faster, and torch.fft's temporaries grow with them (at 4, dense31@128's
+# peak fwd+bwd memory rose from 0.94 to 1.07 of torch.nn's).
 CHUNK_BUDGETS = 2
 
 
@@ -101,10 +104,15 @@ def transform_lengths(spatial: Sequence[int], padding: Sequence[int]) -> list[in
     return [next_fast_len(int(s) + 2 * int(p)) for s, p in zip(spatial, padding)]
 
 
+def _dilated_kernel(weight: Tensor, dilation: Sequence[int]) -> list[int]:
+    """K_d: the extent of the weight's kernel once dilated."""
+    return [d * (k - 1) + 1 for d, k in zip(dilation, weight.shape[2:])]
+
+
 def _dilate(weight: Tensor, dilation: Sequence[int]) -> Tensor:
     if all(d == 1 for d in dilation):
         return weight
-    dilated = [d * (k - 1) + 1 for d, k in zip(dilation, weight.shape[2:])]
+    dilated = _dilated_kernel(weight, dilation)
     sparse = weight.new_zeros(weight.shape[:2] + tuple(dilated))
     sparse[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dilation)] = weight
     return sparse
@@ -270,8 +278,8 @@ def _blocks(input: Tensor, out_per_group: int, lengths: Sequence[int], groups: i
 
     Groups and samples: a block's input spectrum, and its output's (the
     larger of the two), stay under the budget (:func:`_budget`), splitting
-    groups first (a block of groups also shrinks
-    the weight's spectrum and its gradient's; a block of samples does not).
+    groups first (a block of groups also shrinks the weight's spectrum and
+    its gradient's; a block of samples does not).
     Input channels: a block's weight spectrum (groups x outputs per group x
     channels) stays under the same budget, so a dense layer never holds the
     spectrum of its whole weight (16 -> 16 channels of 31x31 kernels at
@@ -331,14 +339,10 @@ def _leading_chunks(shape: Sequence[int], map_bytes: int, budget: int):
             yield (slice(i, i + 1),) + rest
 
 
-def _complex_dtype(t: Tensor) -> torch.dtype:
-    return torch.promote_types(t.dtype, torch.complex64)
-
-
-def _spectrum(t: Tensor, lengths: Sequence[int], budget: Optional[int] = None) -> Tensor:
+def _spectrum(t: Tensor, lengths: Sequence[int], budget: int) -> Tensor:
     """(..., *S) -> (..., F): the real FFT over the trailing dimensions,
-    frequencies flattened. With a budget, the maps are transformed a chunk
-    of at most ``budget`` bytes of spectrum at a time into the result:
+    frequencies flattened, transformed a chunk (:func:`_chunks`) at a time
+    into the result when the whole spectrum is over ``budget`` bytes:
     torch.fft holds two or three temporaries of its output's size (the padded
     copy, a layout copy, the result), so a whole transform would need several
     times the spectrum's own memory."""
@@ -346,9 +350,10 @@ def _spectrum(t: Tensor, lengths: Sequence[int], budget: Optional[int] = None) -
     frequencies = math.prod(_frequencies(lengths))
     leading = tuple(t.shape[:-k])
     map_bytes = frequencies * 2 * t.element_size()
-    if budget is None or math.prod(leading) * map_bytes <= budget:
+    if math.prod(leading) * map_bytes <= budget:
         return _rfft(t, lengths).flatten(-k)
-    out = t.new_empty(leading + (frequencies,), dtype=_complex_dtype(t))
+    out = t.new_empty(leading + (frequencies,),
+                      dtype=torch.promote_types(t.dtype, torch.complex64))
     for index in _chunks(leading, map_bytes, budget, lengths):
         out[index].copy_(_rfft(t[index], lengths).flatten(-k))
     return out
@@ -372,10 +377,10 @@ def _inverse_into(dest: Tensor, spectrum: Tensor, lengths: Sequence[int], start:
 def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
                      padding: Sequence[int], dilation: Sequence[int], groups: int,
                      out: Optional[Tensor] = None) -> Tensor:
-    """:func:`fft_conv`'s result, written into ``out`` when given, computed a block of groups, samples, input
-    channels and output channels at a time into the output (see the module
-    doc and :func:`_blocks`). Gradients come from :func:`fft_backward`, not
-    from autograd.
+    """:func:`fft_conv`'s result (written into ``out`` when given), computed
+    a block of groups, samples, input channels and output channels at a time
+    (see the module doc and :func:`_blocks`). Gradients come from
+    :func:`fft_backward`, not from autograd.
 
     Zero padding before x only shifts the full convolution, so x is
     transformed unpadded and the window moves back by the padding instead,
@@ -431,11 +436,9 @@ def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
 def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                       padding: Sequence[int], dilation: Sequence[int], groups: int,
                       mask: Sequence[bool]) -> tuple[Optional[Tensor], ...]:
-    """(grad_input, grad_weight, grad_bias) of :func:`_blocked_forward` for the
+    """(grad_input, grad_weight) of :func:`_blocked_forward` for the
     gradients ``mask`` asks for, by the correlation formulas of the module
-    doc, a block at a time. Built from differentiable operations, so a
-    backward pass with create_graph=True can differentiate it again."""
-    dims = weight.dim() - 2
+    doc, a block at a time."""
     n = input.shape[0]
     lengths = transform_lengths(input.shape[2:], padding)
     w_dilated = _dilate(weight, dilation)
@@ -501,14 +504,13 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
             del g_whole
         for key in list(w_grad_hats):
             store_weight_grad(*key)
-    grad_bias = grad_output.sum([0] + list(range(2, 2 + dims))) if mask[2] else None
-    return grad_input, grad_weight, grad_bias
+    return grad_input, grad_weight
 
 
-# Overlap-save: pocketfft vectorises across the rows of a batch of
-# transforms (four float32 rows at once on this CPU), so a long 1-D signal
-# with few samples x channels transforms about as fast as four would, and
-# its whole-length spectra take memory by the megabyte. Cut into segments of
+# Overlap-save: pocketfft amortises its per-call work over the rows of a
+# batch of transforms (see CHUNK_MIN_ROWS), so a long 1-D signal with few
+# samples x channels transforms slowly per row, and its whole-length spectra
+# take memory by the megabyte. Cut into segments of
 # about OVERLAP_SAVE_KERNELS kernels (at least OVERLAP_SAVE_MIN_LENGTH
 # samples), the same signal is many short rows: batched, and blocked like
 # the samples of a batch.
@@ -526,7 +528,7 @@ def _overlap_save_hop(input: Tensor, weight: Tensor, padding: Sequence[int],
     OVERLAP_SAVE_MIN_SEGMENTS."""
     if input.dim() != 3 or input.shape[0] * input.shape[1] >= OVERLAP_SAVE_ROWS:
         return None
-    kernel = dilation[0] * (weight.shape[2] - 1) + 1
+    kernel, = _dilated_kernel(weight, dilation)
     length = next_fast_len(max(OVERLAP_SAVE_KERNELS * kernel, OVERLAP_SAVE_MIN_LENGTH))
     hop = length - kernel + 1
     outputs = input.shape[2] + 2 * padding[0] - kernel + 1
@@ -565,12 +567,11 @@ def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
     computes with the segments as samples; the outputs left after the last
     whole segment are one more, shorter, segment."""
     n = input.shape[0]
-    kernel = dilation[0] * (weight.shape[2] - 1) + 1
+    kernel, = _dilated_kernel(weight, dilation)
     x_p = _pad(input, padding, padding)
     length = x_p.shape[2] - kernel + 1
-    count = length // hop
+    count, rest = divmod(length, hop)
     out = input.new_empty((n, weight.shape[0], length))
-    rest = length - count * hop
     for i in range(n):
         _blocked_forward(_segments(x_p[i], hop + kernel - 1, hop, count), weight, None, [0],
                          dilation, groups, out=_segments(out[i], hop, hop, count))
@@ -588,23 +589,20 @@ def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
     """The gradients of :func:`_overlap_save_forward`: the blocked engine's,
     segment by segment; the segments' input gradients overlap-add."""
     n, _, size = input.shape
-    kernel = dilation[0] * (weight.shape[2] - 1) + 1
+    kernel, = _dilated_kernel(weight, dilation)
     x_p = _pad(input, padding, padding)
-    length = grad_output.shape[2]
-    count = length // hop
-    rest = length - count * hop
-    inner = [mask[0], mask[1], False]
+    count, rest = divmod(grad_output.shape[2], hop)
     grad_inputs, grad_weight = [], None
     for i in range(n):
         parts = [_blocked_backward(_segments(grad_output[i], hop, hop, count),
                                    _segments(x_p[i], hop + kernel - 1, hop, count), weight, [0],
-                                   dilation, groups, inner)]
+                                   dilation, groups, mask)]
         if rest:
             parts.append(_blocked_backward(grad_output[i:i + 1, :, count * hop:],
                                            x_p[i:i + 1, :, count * hop:], weight, [0], dilation,
-                                           groups, inner))
+                                           groups, mask))
         if mask[1]:
-            for _, gw, _ in parts:
+            for _, gw in parts:
                 grad_weight = gw if grad_weight is None else grad_weight + gw
         if mask[0]:
             grad_x = _overlap_add(parts[0][0], hop, x_p.shape[2])
@@ -612,7 +610,7 @@ def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                 grad_x.narrow(1, count * hop, x_p.shape[2] - count * hop).add_(parts[1][0][0])
             grad_inputs.append(grad_x.narrow(1, padding[0], size))
     grad_input = torch.stack(grad_inputs) if mask[0] else None
-    return grad_input, grad_weight, None
+    return grad_input, grad_weight
 
 
 def fft_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int],
@@ -634,8 +632,10 @@ def fft_backward(grad_output: Tensor, input: Tensor, weight: Tensor, padding: Se
     backward pass with create_graph=True can differentiate it again."""
     hop = _overlap_save_hop(input, weight, padding, dilation)
     if hop is None:
-        return _blocked_backward(grad_output, input, weight, padding, dilation, groups, mask)
-    grad_input, grad_weight, _ = _overlap_save_backward(grad_output, input, weight, padding,
-                                                        dilation, groups, mask, hop)
-    grad_bias = grad_output.sum([0, 2]) if mask[2] else None
+        grad_input, grad_weight = _blocked_backward(grad_output, input, weight, padding,
+                                                    dilation, groups, mask)
+    else:
+        grad_input, grad_weight = _overlap_save_backward(grad_output, input, weight, padding,
+                                                         dilation, groups, mask, hop)
+    grad_bias = grad_output.sum([0] + list(range(2, grad_output.dim()))) if mask[2] else None
     return grad_input, grad_weight, grad_bias

@@ -26,7 +26,10 @@ class Row:
     in bytes (unit 'B'). ``ratio`` is value / the reference's value measured in
     the same run: for times, the median over repeats of the paired per-repeat
     ratios (see :mod:`benchmarks.timing`), with ``spread`` half their
-    interquartile range. ``ratio_naive`` is the same against the naive flip.
+    interquartile range, and ``log_error`` the standard error of
+    log(ratio) (see :meth:`benchmarks.timing.Measurement.log_ratio_error`).
+    ``ratio_naive`` and ``log_error_naive`` are the same against the naive
+    flip.
     ``error`` is max|y - y64| / max|y64| against a float64 computation of the
     same convolution (or, for whole models, against the reference model).
     """
@@ -46,6 +49,8 @@ class Row:
     error: float | None = None
     shape: str = ""
     note: str = ""
+    log_error: float | None = None
+    log_error_naive: float | None = None
 
 
 ROW_FIELDS = [f.name for f in fields(Row)]

@@ -60,7 +60,9 @@ def _timed_rows(suite: str, case: str, shape: str, mode: str, measurement: Measu
             measurement.ratio_spread(name, REFERENCE) if compared else None,
             measurement.ratio(name, NAIVE) if versus_naive else None,
             len(measurement.seconds[name]), settings.threads, errors.get(name), shape,
-            notes.get(name, "")))
+            notes.get(name, ""),
+            measurement.log_ratio_error(name, REFERENCE) if compared else None,
+            measurement.log_ratio_error(name, NAIVE) if versus_naive else None))
     return rows
 
 

@@ -3,10 +3,22 @@
 Every target is a ratio (or a time) measured in this run, compared with its
 threshold: PASS, FAIL, 'n/a' (the feature it measures does not exist yet) or
 'not run' (its suite was not selected).
+
+Two targets put their bound at parity itself: torchflip against the naive
+flip (the same work, so the true ratio is 1.00) and inference against
+torch.nn (1.01). On a shared 2-core machine a median of 15 paired ratios
+strays from the truth by about 1%, so the largest of 37 such ratios exceeds
+1.00 by chance alone. Those two targets therefore fail only where a ratio is
+*measurably* above its bound: above it by more than Z standard errors
+(a 99% confidence interval; the errors come from the bootstrap, see
+benchmarks.timing). Their figures give the point estimates and intervals.
+Rows without errors (CSV files of older runs) are judged on the point
+estimate alone.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from benchmarks.cases import LARGE_KERNEL_SUITES, LAYER_SUITES, is_large_kernel_target
@@ -17,6 +29,8 @@ AUTO = method_name("auto")
 # The candidate that stands for torchflip's layer in a suite: the plain layer,
 # or the layer with method='auto' on large-kernel suites when methods exist.
 _TORCHFLIP_LAYERS = (TORCHFLIP, AUTO)
+# Standard errors of a 99% two-sided confidence interval.
+Z = 2.576
 
 
 @dataclass
@@ -37,6 +51,32 @@ def _not_run(name: str, requirement: str) -> Target:
 
 def _verdict(passed: bool) -> str:
     return "PASS" if passed else "FAIL"
+
+
+def _interval(ratio: float, log_error: float | None) -> tuple[float, float]:
+    """The 99% confidence interval of a ratio with standard error
+    ``log_error`` of its log (a point without one)."""
+    margin = Z * (log_error or 0.0)
+    return ratio * math.exp(-margin), ratio * math.exp(margin)
+
+
+def _measurably_above(ratio: float, log_error: float | None, bound: float) -> bool:
+    return _interval(ratio, log_error)[0] > bound
+
+
+def _format_interval(ratio: float, log_error: float | None) -> str:
+    if log_error is None:
+        return f"{ratio:.3f}"
+    low, high = _interval(ratio, log_error)
+    return f"{ratio:.3f} (99% CI {low:.3f}-{high:.3f})"
+
+
+def _geometric_mean_error(rows: list[Row]) -> float | None:
+    """Standard error of the log of the rows' geometric mean ratio, the
+    layers measured independently; None if any row lacks its error."""
+    if any(r.log_error is None for r in rows):
+        return None
+    return math.sqrt(sum(r.log_error ** 2 for r in rows)) / len(rows)
 
 
 def _layer_rows(rows: list[Row], suite: str, mode: str) -> list[Row]:
@@ -64,44 +104,66 @@ def training_targets(rows: list[Row]) -> list[Target]:
 
 
 def _worst_naive(rows: list[Row]) -> Row | None:
-    compared = [r for r in rows if r.candidate in _TORCHFLIP_LAYERS and r.unit == "s"
-                and r.ratio_naive is not None]
+    compared = _naive_rows(rows)
     return max(compared, key=lambda r: r.ratio_naive) if compared else None
+
+
+def _naive_rows(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if r.candidate in _TORCHFLIP_LAYERS and r.unit == "s"
+            and r.ratio_naive is not None]
 
 
 def naive_targets(rows: list[Row]) -> list[Target]:
     """(1) In training (fwd+bwd rows of the resnet50, conv1d and conv3d
     suites, as the issue states it), torchflip never slower than flipping
-    the weight on every call. The same ratio over every row of every suite
-    and mode follows as information (status 'info')."""
-    name, requirement = "train fwd+bwd, torchflip / naive flip, every layer", "<= 1.00"
-    training = [r for r in rows if r.mode == "fwdbwd" and r.suite in ("resnet50", "conv1d",
-                                                                       "conv3d")]
-    worst = _worst_naive(training)
-    if worst is None:
+    the weight on every call: no layer measurably above 1.00 (see the
+    module's docstring). The same ratio over every row of every suite and
+    mode follows as information (status 'info')."""
+    name = "train fwd+bwd, torchflip / naive flip, every layer"
+    requirement = "<= 1.00: none measurably above (99% CI)"
+    training = _naive_rows([r for r in rows if r.mode == "fwdbwd"
+                            and r.suite in ("resnet50", "conv1d", "conv3d")])
+    if not training:
         targets = [_not_run(name, requirement)]
     else:
-        count = sum(1 for r in training if r.candidate in _TORCHFLIP_LAYERS
-                    and r.ratio_naive is not None)
-        targets = [Target(name, requirement,
-                          f"max {worst.ratio_naive:.3f} ({worst.suite} {worst.case}), "
-                          f"{count} layers", _verdict(worst.ratio_naive <= 1.0))]
+        worst = _worst_naive(training)
+        above = [r for r in training
+                 if _measurably_above(r.ratio_naive, r.log_error_naive, 1.0)]
+        above.sort(key=lambda r: r.ratio_naive, reverse=True)
+        listed = ", ".join(f"{r.case} {_format_interval(r.ratio_naive, r.log_error_naive)}"
+                           for r in above[:3]) + (", ..." if len(above) > 3 else "")
+        figure = (f"max {_format_interval(worst.ratio_naive, worst.log_error_naive)} "
+                  f"({worst.suite} {worst.case}); measurably above: {len(above)} of "
+                  f"{len(training)} layers" + (f" ({listed})" if above else ""))
+        targets = [Target(name, requirement, figure, _verdict(not above))]
     worst = _worst_naive(rows)
     if worst is not None:
-        count = sum(1 for r in rows if r.candidate in _TORCHFLIP_LAYERS and r.unit == "s"
-                    and r.ratio_naive is not None)
         targets.append(Target("torchflip / naive flip, every row of every suite and mode",
                               "(information)", f"max {worst.ratio_naive:.3f} ({worst.suite} "
-                              f"{_where(worst)}), {count} rows", "info"))
+                              f"{_where(worst)}), {len(_naive_rows(rows))} rows", "info"))
     return targets
 
 
 def inference_targets(rows: list[Row]) -> list[Target]:
-    """(2) inference (eval, no_grad): torchflip / torch.nn per layer suite."""
-    return [_mean_and_max(_layer_rows(rows, suite, "eval"),
-                          f"inference, {suite}: torchflip / torch.nn", "geomean <= 1.01",
-                          1.01, None)
-            for suite in ("resnet50", "conv1d", "conv3d")]
+    """(2) inference (eval, no_grad): torchflip / torch.nn per layer suite,
+    the geometric mean not measurably above 1.01 (see the module's
+    docstring)."""
+    targets = []
+    for suite in ("resnet50", "conv1d", "conv3d"):
+        name = f"inference, {suite}: torchflip / torch.nn"
+        requirement = "geomean <= 1.01: not measurably above (99% CI)"
+        layers = _layer_rows(rows, suite, "eval")
+        if not layers:
+            targets.append(_not_run(name, requirement))
+            continue
+        mean = geometric_mean([r.ratio for r in layers])
+        error = _geometric_mean_error(layers)
+        worst = max(layers, key=lambda r: r.ratio)
+        figure = (f"geomean {_format_interval(mean, error)}, max {worst.ratio:.3f} "
+                  f"({worst.case}), {len(layers)} layers")
+        targets.append(Target(name, requirement, figure,
+                              _verdict(not _measurably_above(mean, error, 1.01))))
+    return targets
 
 
 def compiled_targets(rows: list[Row]) -> list[Target]:

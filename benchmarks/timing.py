@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import math
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -58,6 +59,20 @@ class Measurement:
             return 0.0
         low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
         return (high - low) / 2
+
+
+    def log_ratio_error(self, name: str, reference: str, resamples: int = 1000) -> float:
+        """Standard error of log(ratio(name, reference)), by the bootstrap:
+        the standard deviation of the median log paired ratio over
+        ``resamples`` resamplings of the repeats (seeded, so a run's figures
+        are reproducible). A ratio r with error e is known to within a factor
+        exp(z e); ratios of equal work differ from 1 by about that much."""
+        logs = [math.log(r) for r in self.ratios(name, reference)]
+        if len(logs) < 2:
+            return 0.0
+        rng = random.Random(0)
+        medians = [statistics.median(rng.choices(logs, k=len(logs))) for _ in range(resamples)]
+        return statistics.stdev(medians)
 
 
 def _time_calls(fn: Callable[[], object], calls: int, sync: Callable[[], None]) -> float:

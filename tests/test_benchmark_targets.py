@@ -11,9 +11,10 @@ from benchmarks.targets import evaluate
 AUTO, DIRECT, FFT = (method_name(m) for m in ("auto", "direct", "fft"))
 
 
-def _row(suite, case, mode, candidate, ratio, ratio_naive=None, unit="s", error=None):
+def _row(suite, case, mode, candidate, ratio, ratio_naive=None, unit="s", error=None,
+         log_error=None, log_error_naive=None):
     return Row(suite, case, mode, candidate, 1.0, unit, REFERENCE, ratio, 0.0, ratio_naive,
-               error=error)
+               error=error, log_error=log_error, log_error_naive=log_error_naive)
 
 
 def _status(rows, name):
@@ -44,6 +45,41 @@ def test_naive_flip_is_judged_on_training_rows_and_reported_everywhere():
     assert len(info) == 1 and "1.500" in info[0].figure
     rows.append(_row("conv3d", "b", "fwdbwd", TORCHFLIP, 1.0, ratio_naive=1.01))
     assert _status(rows, "train fwd+bwd, torchflip / naive") == "FAIL"
+
+
+@pytest.mark.parametrize("ratio_naive,log_error,status", [
+    (1.02, 0.01, "PASS"),    # 99% CI 0.995-1.046: not measurably slower
+    (1.03, 0.01, "FAIL"),    # 99% CI 1.004-1.057
+    (1.002, 0.0, "FAIL"),    # an exact figure is judged as it is
+    (1.02, None, "FAIL"),    # no error (an older CSV): the point estimate
+])
+def test_naive_flip_fails_only_where_measurably_slower(ratio_naive, log_error, status):
+    rows = [_row("resnet50", "a", "fwdbwd", TORCHFLIP, 1.0, ratio_naive=0.98,
+                 log_error=0.01, log_error_naive=0.01),
+            _row("resnet50", "b", "fwdbwd", TORCHFLIP, 1.0, ratio_naive=ratio_naive,
+                 log_error=0.01, log_error_naive=log_error)]
+    assert _status(rows, "train fwd+bwd, torchflip / naive") == status
+
+
+@pytest.mark.parametrize("ratios,log_error,status", [
+    ((1.00, 1.03), 0.01, "PASS"),   # geomean 1.015, error 0.0071: CI reaches 0.998
+    ((1.02, 1.03), 0.003, "FAIL"),  # geomean 1.025, error 0.0021: CI starts at 1.019
+    ((1.00, 1.03), None, "FAIL"),   # no errors: the point estimate 1.015
+])
+def test_inference_geomean_fails_only_where_measurably_above(ratios, log_error, status):
+    rows = [_row("resnet50", f"l{i}", "eval", TORCHFLIP, r, log_error=log_error)
+            for i, r in enumerate(ratios)]
+    assert _status(rows, "inference, resnet50") == status
+
+
+def test_log_ratio_error_tracks_the_spread_of_the_repeats():
+    from benchmarks.timing import Measurement
+
+    steady = Measurement({"ref": [1.0] * 15, "a": [1.0 + 0.001 * (i % 3) for i in range(15)]})
+    noisy = Measurement({"ref": [1.0] * 15, "a": [1.0 + 0.05 * (i % 3) for i in range(15)]})
+    assert steady.log_ratio_error("a", "ref") < 0.001
+    assert 0.005 < noisy.log_ratio_error("a", "ref") < 0.05
+    assert Measurement({"ref": [1.0], "a": [2.0]}).log_ratio_error("a", "ref") == 0.0
 
 
 def test_inference_parity():

@@ -153,6 +153,49 @@ def test_no_graph_without_requires_grad():
         torch.testing.assert_close(op(x, w, b), _conv(2)[2](x, w, b))
 
 
+@pytest.mark.parametrize("family", ["conv", "conv_transpose"])
+def test_untracked_calls_match_the_reference_for_every_op(family):
+    # With nothing to record, the autograd kernels call the operators below
+    # autograd; forward and backward ops must still compute the same values.
+    shapes, op, reference = PROBLEMS[family](2)
+    x, w, b = _inputs(shapes, (True, True, True), torch.float32)
+    with torch.no_grad():
+        out = op(x, w, b)
+        torch.testing.assert_close(out, reference(x, w, b))
+        assert out.grad_fn is None and not out.requires_grad
+    g = torch.randn_like(out)
+    expected = torch.autograd.grad(reference(x, w, b), (x, w), g)
+    # The hyper-parameters of _conv(2) and _conv_transpose(2).
+    hyper = ([2, 1], [1, 0], [1, 2], 2) if family == "conv" else ([2, 1], [1, 0], [1, 0], 2,
+                                                                   [1, 2])
+    with torch.no_grad():
+        grads = getattr(torch.ops.torchflip, f"{family}_backward")(g, x, w, *hyper,
+                                                                   [True, True, False])
+    torch.testing.assert_close(grads[0], expected[0])
+    torch.testing.assert_close(grads[1], expected[1])
+    assert grads[2] is None
+
+
+@pytest.mark.parametrize("grad_mode", [True, False], ids=["grad", "no_grad"])
+@pytest.mark.parametrize("op_name", ["conv", "conv_backward"])
+def test_forward_mode_tangents_are_rejected_not_dropped(op_name, grad_mode):
+    # The C++ autograd kernels have no forward-mode rule; a tangent must raise
+    # (the Python layer routes forward AD elsewhere), never vanish silently,
+    # also where no operand requires grad.
+    import torch.autograd.forward_ad as fwAD
+
+    x, w = torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3)
+    g = torch.randn(1, 3, 3, 3)
+    with fwAD.dual_level(), torch.set_grad_enabled(grad_mode):
+        dual = fwAD.make_dual(x, torch.randn_like(x))
+        with pytest.raises(RuntimeError, match="jvp is not implemented"):
+            if op_name == "conv":
+                torch.ops.torchflip.conv(dual, w, None, [1, 1], [0, 0], [1, 1], 1)
+            else:
+                torch.ops.torchflip.conv_backward(g, dual, w, [1, 1], [0, 0], [1, 1], 1,
+                                                  [True, True, False])
+
+
 @pytest.mark.parametrize("kernel", [(1, 1), (1, 3), (3, 1), (2, 1)], ids=str)
 @pytest.mark.parametrize("transposed", [False, True], ids=["conv", "conv_transpose"])
 def test_kernels_with_size_one_dimensions(transposed, kernel):

@@ -90,7 +90,7 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
             # As torch.nn: pad explicitly (also for 'same'), then convolve unpadded.
             input = nn.functional.pad(input, self._reversed_padding_repeated_twice,
                                       mode=self.padding_mode)
-            padding = 0
+            padding = (0,) * self._dims
         engines = self._engines(input, weight)
         if engines == DIRECT:
             reversed_weight = self._reversed_weight_for_torch(weight)

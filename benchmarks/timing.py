@@ -60,7 +60,6 @@ class Measurement:
         low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
         return (high - low) / 2
 
-
     def log_ratio_error(self, name: str, reference: str, resamples: int = 1000) -> float:
         """Standard error of log(ratio(name, reference)), by the bootstrap:
         the standard deviation of the median log paired ratio over

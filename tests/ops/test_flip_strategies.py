@@ -1,9 +1,10 @@
 """Each phase of the operators reverses whichever operand is smaller: the
 forward the input or the weight, grad_input the output gradient or the
 weight (where the last window ends at the end of the padded input, using
-R(corr(R(x), w)) = corr(x, R(w)); elsewhere the weight, half of its input
-channels at a time when g is the smaller), grad_weight the weight's gradient
-in place or, for tiny activations, the activations. Every choice must give
+R(corr(R(x), w)) = corr(x, R(w)), unless the weight is at most an eighth
+larger than g and the cheaper in time; elsewhere the weight, half of its
+input channels at a time when g is the smaller), grad_weight the weight's
+gradient in place or, for tiny activations, the activations. Every choice must give
 the true convolution, its gradients and its second derivatives, on either
 side of every condition that selects it, and results of reversed operands
 are reversed back in place.
@@ -152,12 +153,18 @@ def _expected_choices(x, w, g, stride, padding, dilation):
     aligned = all((x.shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1)
                   % stride[i] == 0 for i in reversed_dims)
     # The forward reverses the input, and its result back, only where the two
-    # reversals are smaller than the weight; grad_input the smaller operand.
+    # reversals are smaller than the weight; grad_input the smaller operand,
+    # unless the weight is at most an eighth larger and its one reversal
+    # moves fewer elements than g's and grad_input's.
     forward = "input" if aligned and x.numel() + g.numel() < w.numel() else "weight"
-    if g.numel() < w.numel():
-        grad_input = "grad" if aligned else ("halves" if w.shape[1] > 1 else "weight")
-    else:
+    barely_larger = 8 * (w.numel() - g.numel()) <= g.numel()
+    cheaper = w.numel() <= g.numel() + x.numel()
+    if g.numel() >= w.numel():
         grad_input = "weight"
+    elif not aligned:
+        grad_input = "halves" if w.shape[1] > 1 else "weight"
+    else:
+        grad_input = "weight" if barely_larger and cheaper else "grad"
     tiny = 16 * (x.numel() + g.numel()) <= w.numel()
     grad_weight = "activations" if aligned and tiny else "weight"
     return forward, grad_input, grad_weight
@@ -172,6 +179,11 @@ PHASE_CASES = {
     "input-larger-grad-smaller": (1, 2, 16, 14, 1, 31, 3, 2, 1, 1),
     "2d-stride-2": (2, 1, 24, 20, 1, 7, 3, 2, 1, 1),
     "3d": (3, 1, 12, 10, 1, 5, 3, 1, 1, 1),
+    # |g| < |w| <= 9/8 |g| and |w| < |g| + |x|: the weight's reversal is
+    # cheaper in time and holds little more (|g| = 340, |w| = 360, |x| = 102)
+    "weight-barely-larger": (1, 1, 6, 20, 1, 17, 3, 1, 1, 1),
+    # |w| = 9/8 |g| exactly but |w| > |g| + |x|: g (|g| = 384, |w| = 432, |x| = 32)
+    "weight-barely-larger-but-dearer": (1, 1, 2, 24, 1, 16, 9, 1, 4, 1),
     # the last inputs are unused: p >= r, p < r, dilation, groups, odd halves
     "unused-p>=r": (1, 2, 24, 20, 1, 8, 3, 2, 1, 1),
     "unused-p<r": (1, 2, 24, 20, 1, 9, 2, 2, 0, 1),
@@ -201,6 +213,10 @@ def test_phase_cases_cover_every_choice():
     assert {c[0] for c in seen} == {"input", "weight"}
     assert {c[1] for c in seen} == {"grad", "halves", "weight"}
     assert {c[2] for c in seen} == {"activations", "weight"}
+    # grad_input reverses the weight although g is smaller (aligned windows)
+    x, w, g, _ = _phase_case("weight-barely-larger")
+    assert g.numel() < w.numel() and _expected_choices(x, w, g, *_phase_case(
+        "weight-barely-larger")[3][:3])[1] == "weight"
 
 
 @pytest.mark.parametrize("name", PHASE_CASES)
@@ -284,10 +300,10 @@ IN_PLACE_CASES = {
                                          ("activations", "channels_last"),
                                          ("long-depthwise-kernel", "contiguous")])
 def test_results_are_reversed_in_place(name, layout):
-    """A contiguous CPU result whose reversed dimensions hold at most 9
-    elements (a weight gradient) is reversed by swapping elements in place
-    (no aten::flip, no temporary); others (activations, other layouts, other
-    devices) by aten::flip, a block of at most an eighth at a time."""
+    """A contiguous CPU result (a weight gradient, an activation) is reversed
+    by swapping elements in place (no aten::flip, no temporary); others
+    (other layouts, other devices) by aten::flip, a block of at most an
+    eighth at a time."""
     dims, batch, cin, cout, groups, size, kernel, stride, padding = IN_PLACE_CASES[name]
     x = torch.randn(batch, cin, *[size] * dims, dtype=torch.float64)
     w = torch.randn(cout, cin // groups, *[kernel] * dims, dtype=torch.float64)
@@ -318,8 +334,8 @@ def test_results_are_reversed_in_place(name, layout):
         reversed_in_place += 1
         assert in_place == [tuple(expected.shape)]
         blocks = [s for s in flipped if operand is None or s != tuple(operand.shape)]
-        if result.is_contiguous() and result.shape[2:].numel() <= 9:
-            # Rows of at most 9 contiguous elements: swapped in place.
+        if result.is_contiguous():
+            # Rows of contiguous elements: swapped in place.
             assert not blocks
         else:
             # By blocks of at most an eighth of the result, all of it.

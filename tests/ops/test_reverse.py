@@ -1,9 +1,10 @@
 """torchflip::_reverse and _reverse_ (csrc/reverse.cpp): the reversal of
 spatial dimensions that every true convolution performs, against torch.flip
 on every layout the operators hand it: contiguous weights with 2 to 9 taps
-(the fixed-length CPU loops), larger kernels and activations (ATen's flip),
-weights sliced along their input channels, channels_last, size-1 kernel
-dimensions, and dtypes of 2, 4 and 8 bytes."""
+(the fixed-length CPU loops), longer rows (the loop over each row; out of
+place only up to 64 elements, ATen's flip beyond), weights sliced along their
+input channels, channels_last, size-1 kernel dimensions, and dtypes of 1, 2,
+4 and 8 bytes."""
 
 import pytest
 import torch
@@ -16,6 +17,8 @@ SHAPES = [
     (3, 2, 2, 2, 2), (3, 2, 3, 3, 3),  # 3-D
     (4, 3, 3, 1), (4, 3, 1, 3), (3, 2, 3, 1, 1), (3, 2, 1, 3, 1),  # size-1 kernel dimensions
     (2, 3, 17, 19),  # an activation
+    (3, 2, 64), (3, 2, 65), (3, 2, 8, 8), (3, 2, 5, 13),  # on either side of 64 elements
+    (2, 3, 4, 6, 5), (2, 2, 1, 700),  # 3-D and 1-D activations
 ]
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32,
           torch.int64, torch.int8]

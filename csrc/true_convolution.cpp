@@ -76,7 +76,7 @@ at::Tensor complex_bilinear(const RealBilinear& f, const at::Tensor& ar,
 // held copy is at the peak: the time rule there raised ResNet-50
 // layer3.1-5.conv2's peak fwd+bwd memory (|g| = 0.68 |w|) to 1.09 of
 // torch.nn's. Only a weight at most an eighth larger than g is reversed when
-// that is the faster (input_grad_reverses_g): r3d.layer2, 1.6% slower than
+// that is the faster (input_grad_reverses_g): r3d.layer2, 0.5% slower than
 // the naive flip with g reversed, is then at parity, for 1.02 of torch.nn's
 // peak memory rather than 1.00. The weight
 // gradient comes from R(x) and R(g) only when they are under a sixteenth of

@@ -131,7 +131,9 @@ TORCHFLIP_VECTORIZE void reverse_rows_in_place(Word* __restrict data,
   }
 }
 
-// The same for rows of any length, one row at a time.
+// The same for rows of any length, one row at a time. A run-time length in
+// the loops above instead measured slower (27-element rows, out of place:
+// 2.0 times a copy, against 1.65 here).
 template <typename Word>
 TORCHFLIP_VECTORIZE void reverse_long_rows_into(const Word* __restrict in,
                                                 Word* __restrict out,

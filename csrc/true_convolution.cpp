@@ -165,10 +165,9 @@ bool reversals_cheaper(const c10::SymInt& a, const c10::SymInt& b,
 // (2 |g| + |w|).
 bool input_grad_reverses_g(const c10::SymInt& g, const c10::SymInt& gi,
                            const c10::SymInt& w) {
-  const auto grad = known(g);
-  const auto weight = known(w);
-  if (!grad || !weight || *grad >= *weight) return false;
-  return 8 * (*weight - *grad) > *grad || reversals_cheaper(g, gi, w);
+  if (!smaller(g, w)) return false;
+  const int64_t grad = *known(g);
+  return 8 * (*known(w) - grad) > grad || reversals_cheaper(g, gi, w);
 }
 
 c10::SymInt output_numel(const at::Tensor& input, const at::Tensor& weight,

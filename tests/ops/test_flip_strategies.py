@@ -214,9 +214,8 @@ def test_phase_cases_cover_every_choice():
     assert {c[1] for c in seen} == {"grad", "halves", "weight"}
     assert {c[2] for c in seen} == {"activations", "weight"}
     # grad_input reverses the weight although g is smaller (aligned windows)
-    x, w, g, _ = _phase_case("weight-barely-larger")
-    assert g.numel() < w.numel() and _expected_choices(x, w, g, *_phase_case(
-        "weight-barely-larger")[3][:3])[1] == "weight"
+    x, w, g, hyper = _phase_case("weight-barely-larger")
+    assert g.numel() < w.numel() and _expected_choices(x, w, g, *hyper[:3])[1] == "weight"
 
 
 @pytest.mark.parametrize("name", PHASE_CASES)

@@ -103,8 +103,12 @@ def measure_interleaved(functions: dict[str, Callable[[], object]], repeats: int
     estimate. A sample then runs enough back-to-back calls to last at
     least ``min_sample_seconds`` (timer resolution and per-call jitter average
     out). ``repeats`` rounds are run, each sampling every callable once, in an
-    order rotated from round to round so that no callable always follows the
-    same neighbour. When the rounds would take longer than ``max_seconds``, the
+    order shuffled afresh for each round (seeded): a callable's time depends
+    on what ran just before it (the caches and the heap it left), so each
+    must follow every other equally often. Rotating one order does not do
+    that: it keeps the cyclic order, so each callable follows the same
+    neighbour every round, and two copies of the same callable measured
+    1-2% apart. When the rounds would take longer than ``max_seconds``, the
     number of rounds is cut, but never below ``min_repeats``.
     """
     estimates = {}
@@ -123,10 +127,10 @@ def measure_interleaved(functions: dict[str, Callable[[], object]], repeats: int
 
     names = list(functions)
     result = Measurement({name: [] for name in names}, calls)
+    order = random.Random(0)
     gc.collect()
-    for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
+    for _ in range(rounds):
+        for name in order.sample(names, len(names)):
             result.seconds[name].append(_time_calls(functions[name], calls[name], sync))
     return result
 

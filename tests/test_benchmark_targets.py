@@ -82,6 +82,29 @@ def test_log_ratio_error_tracks_the_spread_of_the_repeats():
     assert Measurement({"ref": [1.0], "a": [2.0]}).log_ratio_error("a", "ref") == 0.0
 
 
+def test_interleaved_rounds_let_each_callable_follow_every_other():
+    """A callable's time depends on its predecessor, so within the rounds
+    every callable must come right after every other one, each sampled once
+    per round."""
+    from benchmarks.timing import measure_interleaved
+
+    calls = []
+    names = ["a", "b", "c", "d"]
+    functions = {name: (lambda name=name: calls.append(name)) for name in names}
+    warmup = 2
+    measurement = measure_interleaved(functions, repeats=40, min_sample_seconds=0.0,
+                                      warmup=warmup)
+    assert measurement.repeats == 40
+    rounds = calls[warmup * len(names):]
+    assert len(rounds) == 40 * len(names)
+    followed = set()
+    for start in range(0, len(rounds), len(names)):
+        round_ = rounds[start:start + len(names)]
+        assert sorted(round_) == names
+        followed.update(zip(round_, round_[1:]))
+    assert followed == {(a, b) for a in names for b in names if a != b}
+
+
 def test_inference_parity():
     rows = [_row("conv3d", c, "eval", TORCHFLIP, r) for c, r in (("a", 1.0), ("b", 1.015))]
     assert _status(rows, "inference, conv3d") == "PASS"  # geomean 1.0075

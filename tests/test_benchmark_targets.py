@@ -3,6 +3,8 @@ run's rows; these synthetic rows put each target on either side of its
 threshold, so a wrong judgement (a flipped comparison, a row left out, the
 wrong candidate) fails here rather than in a report."""
 
+import itertools
+
 import pytest
 
 from benchmarks.results import NAIVE, REFERENCE, TORCHFLIP, Row, method_name
@@ -101,7 +103,7 @@ def test_interleaved_rounds_let_each_callable_follow_every_other():
     for start in range(0, len(rounds), len(names)):
         round_ = rounds[start:start + len(names)]
         assert sorted(round_) == names
-        followed.update(zip(round_, round_[1:]))
+        followed.update(itertools.pairwise(round_))
     assert followed == {(a, b) for a in names for b in names if a != b}
 
 

@@ -4,7 +4,8 @@ weight (where the last window ends at the end of the padded input, using
 R(corr(R(x), w)) = corr(x, R(w)), unless the weight is at most an eighth
 larger than g and the cheaper in time; elsewhere the weight, half of its
 input channels at a time when g is the smaller), grad_weight the weight's
-gradient in place or, for tiny activations, the activations. Every choice must give
+gradient in place or, for tiny activations, the activations (with grad_input,
+in one ATen call, when both are asked for). Every choice must give
 the true convolution, its gradients and its second derivatives, on either
 side of every condition that selects it, and results of reversed operands
 are reversed back in place.
@@ -257,6 +258,44 @@ def test_each_phase_reverses_the_smaller_operand(name):
                 torch.testing.assert_close(got[i], want[i])
         if mask[2]:
             torch.testing.assert_close(got[2], g.sum([0, *range(2, g.dim())]))
+
+
+def _takes_one_call(x, w, g, stride, padding, dilation):
+    """Whether a backward asked for both gradients takes them from one
+    convolution_backward call: where grad_input reverses g and grad_weight
+    the activations, the two calls would hold R(x) and R(g) anyway."""
+    choices = _expected_choices(x, w, g, stride, padding, dilation)
+    return choices[1:] == ("grad", "activations")
+
+
+def test_phase_cases_cover_one_call_and_two():
+    seen = {_takes_one_call(*_phase_case(name)[:3], *_phase_case(name)[3][:3])
+            for name in PHASE_CASES}
+    assert seen == {True, False}
+
+
+@pytest.mark.parametrize("name", PHASE_CASES)
+def test_both_gradients_come_from_one_call_where_it_holds_nothing_more(name):
+    x, w, g, hyper = _phase_case(name)
+    one_call = _takes_one_call(x, w, g, *hyper[:3])
+
+    def backward():
+        return torch.ops.torchflip.conv_backward(g, x, w, *hyper, [True, True, True])
+
+    # grad_input in halves runs transposed convolutions (aten::convolution).
+    calls = (len(_events(backward, "aten::convolution_backward")),
+             len(_events(backward, "aten::convolution")))
+    assert calls == (1, 0) if one_call else calls in ((2, 0), (1, 2))
+    if one_call:
+        flipped = _flipped_shapes(backward)
+        assert tuple(w.shape) not in flipped
+        assert tuple(x.shape) in flipped and tuple(g.shape) in flipped
+    ref_x, ref_w = x.clone().requires_grad_(), w.clone().requires_grad_()
+    want = torch.autograd.grad(torch_conv(ref_x, ref_w, None, *hyper), (ref_x, ref_w), g)
+    got = backward()
+    torch.testing.assert_close(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1])
+    torch.testing.assert_close(got[2], g.sum([0, *range(2, g.dim())]))
 
 
 @pytest.mark.parametrize("name", ["unused-groups", "unused-2d", "unused-3d"])

@@ -6,7 +6,8 @@ same targets with different instruments, so that a flaw in either harness
 shows as a disagreement:
 
 * time: ``torch.utils.benchmark.Timer`` (its own warm-up, loop and clock), the
-  candidates alternated in rounds, the ratio taken within each round and the
+  candidates alternated in rounds (a fresh random order in each), the ratio
+  taken within each round and the
   median over rounds reported with its interquartile range;
 * memory: the operating system's count, not torch's. Each candidate runs in a
   fresh process with glibc's mmap threshold pinned at 64 KiB, so that every
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -103,9 +105,11 @@ def _ratios(functions: dict, rounds: int, seconds: float) -> dict[str, list[floa
     per_call = {n: max(timers[n].timeit(1).mean, 1e-6) for n in names}
     number = {n: max(1, int(seconds / per_call[n])) for n in names}
     times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for n in order:
+    # A fresh order each round, so that no function always runs after the
+    # same neighbour (what ran before changes the caches and the heap).
+    shuffler = random.Random(1)
+    for _ in range(rounds):
+        for n in shuffler.sample(names, len(names)):
             times[n].append(timers[n].timeit(number[n]).mean)
     base = names[0]
     return {n: [a / b for a, b in zip(times[n], times[base])] for n in names[1:]}

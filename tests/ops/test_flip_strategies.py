@@ -290,12 +290,8 @@ def test_both_gradients_come_from_one_call_where_it_holds_nothing_more(name):
         flipped = _flipped_shapes(backward)
         assert tuple(w.shape) not in flipped
         assert tuple(x.shape) in flipped and tuple(g.shape) in flipped
-    ref_x, ref_w = x.clone().requires_grad_(), w.clone().requires_grad_()
-    want = torch.autograd.grad(torch_conv(ref_x, ref_w, None, *hyper), (ref_x, ref_w), g)
-    got = backward()
-    torch.testing.assert_close(got[0], want[0])
-    torch.testing.assert_close(got[1], want[1])
-    torch.testing.assert_close(got[2], g.sum([0, *range(2, g.dim())]))
+    # The values of this call, mask [True, True, True], are checked against
+    # torch.nn by test_each_phase_reverses_the_smaller_operand.
 
 
 @pytest.mark.parametrize("name", ["unused-groups", "unused-2d", "unused-3d"])

@@ -7,8 +7,13 @@
 
 Prints a table per suite (ratios to torch.nn's layer holding the flipped
 weight, each measured side by side in one run) and PASS/FAIL for every target,
-and writes benchmark.csv and benchmark.png to the output directory. See
-benchmarks/README.md for what is measured and how.
+and writes benchmark.csv and benchmark.png to the output directory. While it
+runs, benchmark.partial.csv holds every row measured so far, so that a run
+cut short still reports them:
+
+    python benchmarks/run.py --from-csv benchmarks/results/benchmark.partial.csv
+
+See benchmarks/README.md for what is measured and how.
 """
 
 from __future__ import annotations
@@ -102,8 +107,14 @@ def memory_cases(quick: bool) -> list:
     return [case for cases in LAYER_SUITES.values() for case in cases(quick)]
 
 
-def run(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
-    """Every selected suite, in order, under one progress bar."""
+def partial_csv(args: argparse.Namespace) -> Path:
+    return args.output / "benchmark.partial.csv"
+
+
+def run(args: argparse.Namespace, info: dict[str, str]) -> tuple[list[Row], list[str]]:
+    """Every selected suite, in order, under one progress bar; the rows so far
+    are rewritten to :func:`partial_csv` after every step (the large-kernel
+    suites take minutes a step on a small machine)."""
     from benchmarks import suites  # imports torchflip: not needed by --from-csv
 
     settings = settings_for(args)
@@ -116,6 +127,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
              + ("import" in args.suites) + args.build)
     rows: list[Row] = []
     problems: list[str] = []
+    args.output.mkdir(parents=True, exist_ok=True)
     with tqdm(total=total, unit="step", dynamic_ncols=True) as progress:
         def warn(message: str) -> None:
             problems.append(message)
@@ -124,23 +136,27 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
         def advance() -> None:
             progress.update(1)
 
+        def keep(new_rows: list[Row]) -> None:
+            rows.extend(new_rows)
+            report.write_csv(rows, info, partial_csv(args))
+
         for case in layer_cases:
             progress.set_description(f"{case.suite} {case.name}")
-            rows += suites.run_layer_case(case, args.modes, settings, advance, warn)
+            keep(suites.run_layer_case(case, args.modes, settings, advance, warn))
         if "compiled" in args.suites and compiled_modes:
             progress.set_description("compiled ResNet-18")
-            rows += suites.run_compiled(args.quick, compiled_modes, settings, advance, warn)
+            keep(suites.run_compiled(args.quick, compiled_modes, settings, advance, warn))
         for case in memory:
             progress.set_description(f"memory {case.suite} {case.name}")
-            rows += suites.run_memory_case(case, settings)
+            keep(suites.run_memory_case(case, settings))
             advance()
         if "import" in args.suites:
             progress.set_description("import")
-            rows += _guarded(suites.run_import, args.quick, warn=warn)
+            keep(_guarded(suites.run_import, args.quick, warn=warn))
             advance()
         if args.build:
             progress.set_description("build")
-            rows += _guarded(suites.run_build, warn=warn)
+            keep(_guarded(suites.run_build, warn=warn))
             advance()
     return rows, problems
 
@@ -169,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     info["command"] = command.strip()
 
-    rows, problems = run(args)
-    return write_reports(args, rows, info, problems)
+    rows, problems = run(args, info)
+    status = write_reports(args, rows, info, problems)
+    partial_csv(args).unlink(missing_ok=True)  # benchmark.csv has every row now
+    return status
 
 
 def write_reports(args: argparse.Namespace, rows: list[Row], info: dict[str, str],

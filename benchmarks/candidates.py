@@ -8,6 +8,9 @@ true convolution of the same input with the same parameters:
 * ``torchflip``: ``torchflip.nn.ConvNd``.
 * ``naive flip``: ``F.convNd(x, w.flip(spatial dims), b, ...)`` on every call,
   the flip (a copy of the weight, and its backward) included in the timing.
+* ``torch.nn (again)``: a deep copy of the reference, only with
+  ``control=True``: identical work, so its ratio to the reference measures
+  how far two equal candidates stray apart in this run.
 * ``torchflip[auto|direct|fft]``: the layer built with ``method=...``, only on
   large-kernel suites and only when torchflip's layers take that argument.
 * ``fft-conv-pytorch``: its ``fft_conv`` on the flipped weight (it computes
@@ -16,6 +19,7 @@ true convolution of the same input with the same parameters:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import warnings
 from collections.abc import Callable
@@ -26,7 +30,15 @@ import torch.nn.functional as F
 
 import torchflip
 from benchmarks.cases import LayerCase
-from benchmarks.results import FFT_CONV_PYTORCH, METHODS, NAIVE, REFERENCE, TORCHFLIP, method_name
+from benchmarks.results import (
+    CONTROL,
+    FFT_CONV_PYTORCH,
+    METHODS,
+    NAIVE,
+    REFERENCE,
+    TORCHFLIP,
+    method_name,
+)
 
 _TRUE_CLASSES = {1: torchflip.nn.Conv1d, 2: torchflip.nn.Conv2d, 3: torchflip.nn.Conv3d}
 _FUNCTIONAL = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -60,9 +72,11 @@ class Layer:
     module: torch.nn.Module | None = None
 
 
-def build_layers(case: LayerCase, device: str, large_kernel: bool) -> dict[str, Layer]:
+def build_layers(case: LayerCase, device: str, large_kernel: bool,
+                 control: bool = False) -> dict[str, Layer]:
     """Every candidate for ``case``, the reference first, all holding the same
-    true-convolution parameters (drawn with torch.nn's default initialisation)."""
+    true-convolution parameters (drawn with torch.nn's default initialisation);
+    with ``control``, the reference's copy too."""
     dims = case.dims
     args = case.arguments()
     true_layer = _TRUE_CLASSES[dims](**args, device=device)
@@ -85,6 +99,9 @@ def build_layers(case: LayerCase, device: str, large_kernel: bool) -> dict[str, 
     else:
         layers[TORCHFLIP] = Layer(true_layer, own, true_layer)
     layers[NAIVE] = Layer(naive, own)
+    if control:
+        twin = copy.deepcopy(reference)
+        layers[CONTROL] = Layer(twin, list(twin.parameters()), twin)
     fft_conv = fft_conv_pytorch()
     if large_kernel and fft_conv is not None and case.unit_stride:
         def fft_conv_flipped(x: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,10 @@ from dataclasses import dataclass, fields
 REFERENCE = "torch.nn"
 TORCHFLIP = "torchflip"
 NAIVE = "naive flip"
+# A second torch.nn layer, a deep copy of the reference: the same work in
+# other buffers. Its ratio to the reference is the run's noise floor (an
+# A/A test), which benchmarks.targets uses to judge parity.
+CONTROL = "torch.nn (again)"
 FFT_CONV_PYTORCH = "fft-conv-pytorch"
 METHODS = ("auto", "direct", "fft")
 

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from benchmarks.results import NAIVE, REFERENCE, TORCHFLIP, Row, method_name
+from benchmarks.results import CONTROL, NAIVE, REFERENCE, TORCHFLIP, Row, method_name
 from benchmarks.targets import evaluate
 
 AUTO, DIRECT, FFT = (method_name(m) for m in ("auto", "direct", "fft"))
@@ -61,6 +61,52 @@ def test_naive_flip_fails_only_where_measurably_slower(ratio_naive, log_error, s
             _row("resnet50", "b", "fwdbwd", TORCHFLIP, 1.0, ratio_naive=ratio_naive,
                  log_error=0.01, log_error_naive=log_error)]
     assert _status(rows, "train fwd+bwd, torchflip / naive") == status
+
+
+@pytest.mark.parametrize("control,status", [
+    (None, "FAIL"),                                   # 99% CI 1.004-1.057
+    ((("resnet50", "fwdbwd"), (1.02, 0.98)), "PASS"),  # floor 0.020: CI 0.979-1.084
+    ((("resnet50", "eval"), (1.02, 0.98)), "FAIL"),    # another mode's floor
+    ((("conv1d", "fwdbwd"), (1.02, 0.98)), "FAIL"),    # another suite's floor
+    ((("resnet50", "fwdbwd"), (1.002, 0.998)), "FAIL"),  # a floor under the bootstrap error
+])
+def test_naive_flip_interval_is_at_least_the_control_noise_floor(control, status):
+    rows = [_row("resnet50", "b", "fwdbwd", TORCHFLIP, 1.0, ratio_naive=1.03,
+                 log_error=0.01, log_error_naive=0.01)]
+    if control:
+        (suite, mode), ratios = control
+        rows += [_row(suite, f"l{i}", mode, CONTROL, r) for i, r in enumerate(ratios)]
+    assert _status(rows, "train fwd+bwd, torchflip / naive") == status
+
+
+def test_inference_geomean_interval_takes_the_floor_over_sqrt_n():
+    layers = [_row("conv3d", f"l{i}", "eval", TORCHFLIP, 1.025, log_error=0.001)
+              for i in range(4)]
+    assert _status(layers, "inference, conv3d") == "FAIL"  # CI starts at 1.024
+    # floor 0.0157 over sqrt(4) layers: 0.0079, CI 1.005-1.046
+    control = [_row("conv3d", f"l{i}", "eval", CONTROL, r)
+               for i, r in enumerate((1.02, 0.99, 1.02, 0.99))]
+    assert _status(layers + control, "inference, conv3d") == "PASS"
+    info = [t for t in evaluate(layers + control) if t.name.startswith("A/A control, conv3d")]
+    assert len(info) == 1 and info[0].status == "info"
+    assert "furthest 1.020" in info[0].figure and "noise floor 1.6%" in info[0].figure
+
+
+def test_control_candidate_is_a_copy_of_the_reference():
+    import torch
+
+    from benchmarks.candidates import build_layers
+    from benchmarks.cases import resnet50_cases
+
+    case = resnet50_cases(True)[0]
+    assert CONTROL not in build_layers(case, "cpu", False)
+    layers = build_layers(case, "cpu", False, control=True)
+    reference, control = layers[REFERENCE], layers[CONTROL]
+    assert control.module is not reference.module
+    assert all(a.data_ptr() != b.data_ptr() and torch.equal(a, b)
+               for a, b in zip(reference.parameters, control.parameters, strict=True))
+    x = torch.randn(1, *case.input_shape[1:])
+    assert torch.equal(control.forward(x), reference.forward(x))
 
 
 @pytest.mark.parametrize("ratios,log_error,status", [

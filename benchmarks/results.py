@@ -33,7 +33,8 @@ class Row:
     interquartile range, and ``log_error`` the standard error of
     log(ratio) (see :meth:`benchmarks.timing.Measurement.log_ratio_error`).
     ``ratio_naive`` and ``log_error_naive`` are the same against the naive
-    flip.
+    flip. ``ratio_best``, for ``torchflip[auto]`` only: the median over
+    repeats of t_auto / min(t_direct, t_fft), each round's times paired.
     ``error`` is max|y - y64| / max|y64| against a float64 computation of the
     same convolution (or, for whole models, against the reference model).
     """
@@ -55,6 +56,7 @@ class Row:
     note: str = ""
     log_error: float | None = None
     log_error_naive: float | None = None
+    ratio_best: float | None = None
 
 
 ROW_FIELDS = [f.name for f in fields(Row)]

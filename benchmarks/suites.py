@@ -16,7 +16,7 @@ from benchmarks.candidates import Layer, build_layers, make_step
 from benchmarks.cases import LARGE_KERNEL_SUITES, LayerCase
 from benchmarks.memory import peak_bytes
 from benchmarks.models import ResNetStyle
-from benchmarks.results import NAIVE, REFERENCE, TORCHFLIP, Row
+from benchmarks.results import METHODS, NAIVE, REFERENCE, TORCHFLIP, Row, method_name
 from benchmarks.timing import Measurement, Settings
 
 # A float32 result further than this from float64 is a bug, not rounding.
@@ -51,6 +51,7 @@ def _timed_rows(suite: str, case: str, shape: str, mode: str, measurement: Measu
                 settings: Settings, errors: dict[str, float | None],
                 notes: dict[str, str]) -> list[Row]:
     rows = []
+    engines = [method_name(m) for m in METHODS[1:] if method_name(m) in measurement.seconds]
     for name in measurement.seconds:
         compared = name != REFERENCE
         versus_naive = (name.startswith(TORCHFLIP) and NAIVE in measurement.seconds)
@@ -62,7 +63,9 @@ def _timed_rows(suite: str, case: str, shape: str, mode: str, measurement: Measu
             len(measurement.seconds[name]), settings.threads, errors.get(name), shape,
             notes.get(name, ""),
             measurement.log_ratio_error(name, REFERENCE) if compared else None,
-            measurement.log_ratio_error(name, NAIVE) if versus_naive else None))
+            measurement.log_ratio_error(name, NAIVE) if versus_naive else None,
+            measurement.ratio_to_fastest(name, engines)
+            if name == method_name("auto") and engines else None))
     return rows
 
 

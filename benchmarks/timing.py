@@ -50,6 +50,14 @@ class Measurement:
         """Median over repeats of the paired ratio t_name / t_reference."""
         return statistics.median(self.ratios(name, reference))
 
+    def ratio_to_fastest(self, name: str, others: list[str]) -> float:
+        """Median over repeats of t_name[r] / min(t_other[r] for others): the
+        candidate against whichever of the others was faster in each round.
+        Paired within rounds, unlike a quotient of two ratios to a third
+        candidate, which keeps that candidate's noise."""
+        fastest = [min(times) for times in zip(*(self.seconds[o] for o in others))]
+        return statistics.median(a / b for a, b in zip(self.seconds[name], fastest))
+
     def ratio_spread(self, name: str, reference: str) -> float:
         """Half the interquartile range of the paired ratios: how far a single
         repeat typically strays from the median (0 with fewer than 4 repeats'

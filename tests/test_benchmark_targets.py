@@ -180,6 +180,31 @@ def test_large_kernels():
     assert _status(inaccurate, "method='fft' float32 error") == "FAIL"
 
 
+def test_auto_against_best_uses_the_paired_ratio_when_the_row_has_it():
+    # Quotient of ratios to torch.nn: 0.0164 / 0.0140 = 1.17, a FAIL; the
+    # paired ratio the run measured says 1.01.
+    rows = _large("dw31x31@128", "fwdbwd", 0.0164, 1.0, 0.0140)
+    assert _status(rows, "method='auto' / best") == "FAIL"
+    rows[0].ratio_best = 1.01
+    assert _status(rows, "method='auto' / best") == "PASS"
+    rows[0].ratio_best = 1.12
+    assert _status(rows, "method='auto' / best") == "FAIL"
+
+
+def test_ratio_to_fastest_pairs_each_round_with_its_faster_engine():
+    from benchmarks.timing import Measurement
+
+    # Rounds where the reference is slow and where it is fast: the quotient
+    # of medians against it drifts, the paired ratio does not.
+    m = Measurement({"ref": [1.0, 5.0, 1.0, 5.0, 1.0],
+                     "auto": [1.1, 2.2, 1.1, 2.2, 1.1],
+                     "direct": [3.0, 6.0, 3.0, 6.0, 3.0],
+                     "fft": [1.0, 2.0, 1.0, 2.0, 1.0]})
+    assert m.ratio_to_fastest("auto", ["direct", "fft"]) == pytest.approx(1.1)
+    m.seconds["direct"] = [0.55, 6.0, 0.55, 6.0, 0.55]  # faster than the FFT in 3 rounds
+    assert m.ratio_to_fastest("auto", ["direct", "fft"]) == pytest.approx(2.0)
+
+
 def test_memory_and_build_and_import():
     rows = [_row("memory", "resnet50:conv1", "memory", TORCHFLIP, 1.04, unit="B"),
             _row("memory", "dense:psf31@256", "memory", AUTO, 0.3, unit="B"),

@@ -85,12 +85,16 @@ def _format_interval(ratio: float, log_error: float | None) -> str:
     return f"{ratio:.3f} (99% CI {low:.3f}-{high:.3f})"
 
 
+def _control_rows(rows: list[Row], suite: str, mode: str) -> list[Row]:
+    return [r for r in rows if r.candidate == CONTROL and r.suite == suite
+            and r.mode == mode and r.ratio]
+
+
 def noise_floor(rows: list[Row], suite: str, mode: str) -> float | None:
     """Root mean square of log(ratio) of the A/A control rows of ``suite``
     in ``mode``: the standard error of a log ratio between equal work in
     this run. None without control rows."""
-    logs = [math.log(r.ratio) for r in rows if r.candidate == CONTROL and r.suite == suite
-            and r.mode == mode and r.ratio]
+    logs = [math.log(r.ratio) for r in _control_rows(rows, suite, mode)]
     if not logs:
         return None
     return math.sqrt(sum(v * v for v in logs) / len(logs))
@@ -152,8 +156,10 @@ def naive_targets(rows: list[Row]) -> list[Target]:
     if not training:
         targets = [_not_run(name, requirement)]
     else:
+        floors = {(r.suite, r.mode): noise_floor(rows, r.suite, r.mode) for r in training}
+
         def error(r: Row) -> float | None:
-            return _with_floor(r.log_error_naive, noise_floor(rows, r.suite, r.mode))
+            return _with_floor(r.log_error_naive, floors[(r.suite, r.mode)])
 
         worst = max(training, key=lambda r: r.ratio_naive)
         above = [r for r in training if _measurably_above(r.ratio_naive, error(r), 1.0)]
@@ -205,8 +211,7 @@ def control_targets(rows: list[Row]) -> list[Target]:
     keys = dict.fromkeys((r.suite, r.mode) for r in rows
                          if r.candidate == CONTROL and r.ratio)
     for suite, mode in keys:
-        control = [r for r in rows if r.candidate == CONTROL and r.suite == suite
-                   and r.mode == mode and r.ratio]
+        control = _control_rows(rows, suite, mode)
         worst = max(control, key=lambda r: abs(math.log(r.ratio)))
         figure = (f"geomean {geometric_mean([r.ratio for r in control]):.3f}, furthest "
                   f"{worst.ratio:.3f} ({worst.case}); noise floor "

@@ -222,8 +222,7 @@ def test_phase_cases_cover_every_choice():
 @pytest.mark.parametrize("name", PHASE_CASES)
 def test_each_phase_reverses_the_smaller_operand(name):
     x, w, g, hyper = _phase_case(name)
-    stride, padding, dilation, groups = hyper
-    forward, grad_input, grad_weight = _expected_choices(x, w, g, stride, padding, dilation)
+    forward, grad_input, grad_weight = _expected_choices(x, w, g, *hyper[:3])
     # The two halves of the weight's input channels (none with one channel).
     halves = [(w.shape[0], -(-w.shape[1] // 2), *w.shape[2:]),
               (w.shape[0], w.shape[1] // 2, *w.shape[2:])] if w.shape[1] > 1 else []

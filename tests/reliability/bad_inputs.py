@@ -69,12 +69,15 @@ class BadInput:
     kinds: Sequence[str] = KINDS
 
 
+def _constant(value):
+    return lambda p: value
+
+
 def _b(name, change, arguments, details, families=("conv", "transposed"), kinds=KINDS):
     if isinstance(arguments, str):
         arguments = (arguments,)
     if not callable(details):
-        fixed = tuple(details)
-        details = lambda p, fixed=fixed: fixed
+        details = _constant(tuple(details))
     return BadInput(name, change, tuple(arguments), details, tuple(families), tuple(kinds))
 
 

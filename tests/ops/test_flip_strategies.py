@@ -163,7 +163,8 @@ def _expected_choices(x, w, g, stride, padding, dilation):
     if g.numel() >= w.numel():
         grad_input = "weight"
     elif not aligned:
-        grad_input = "halves" if w.shape[1] > 1 else "weight"
+        # whole where the weight is at least twice the input
+        grad_input = "halves" if w.shape[1] > 1 and 2 * x.numel() > w.numel() else "weight"
     else:
         grad_input = "weight" if barely_larger and cheaper else "grad"
     tiny = 16 * (x.numel() + g.numel()) <= w.numel()
@@ -186,9 +187,10 @@ PHASE_CASES = {
     # |w| = 9/8 |g| exactly but |w| > |g| + |x|: g (|g| = 384, |w| = 432, |x| = 32)
     "weight-barely-larger-but-dearer": (1, 1, 2, 24, 1, 16, 9, 1, 4, 1),
     # the last inputs are unused: p >= r, p < r, dilation, groups, odd halves
-    "unused-p>=r": (1, 2, 24, 20, 1, 8, 3, 2, 1, 1),
-    "unused-p<r": (1, 2, 24, 20, 1, 9, 2, 2, 0, 1),
-    "unused-dilated": (1, 2, 24, 20, 1, 11, 3, 3, 2, 2),
+    "unused-p>=r": (1, 4, 24, 20, 1, 8, 3, 2, 1, 1),
+    "unused-p<r": (1, 4, 24, 20, 1, 9, 2, 2, 0, 1),
+    "unused-dilated": (1, 4, 24, 20, 1, 11, 3, 3, 2, 2),
+    "unused-weight-twice-input": (1, 2, 24, 20, 1, 8, 3, 2, 1, 1),  # whole R(w)
     "unused-groups": (1, 2, 24, 20, 4, 8, 3, 2, 1, 1),
     "unused-odd-halves": (1, 2, 20, 16, 4, 9, 2, 2, 0, 1),
     "unused-2d": (2, 2, 24, 20, 1, 8, 3, 2, 1, 1),
@@ -217,6 +219,9 @@ def test_phase_cases_cover_every_choice():
     # grad_input reverses the weight although g is smaller (aligned windows)
     x, w, g, hyper = _phase_case("weight-barely-larger")
     assert g.numel() < w.numel() and _expected_choices(x, w, g, *hyper[:3])[1] == "weight"
+    # grad_input reverses the whole weight where it is at least twice the input
+    x, w, g, hyper = _phase_case("unused-weight-twice-input")
+    assert 2 * x.numel() <= w.numel() and _expected_choices(x, w, g, *hyper[:3])[1] == "weight"
 
 
 @pytest.mark.parametrize("name", PHASE_CASES)

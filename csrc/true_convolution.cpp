@@ -91,8 +91,8 @@ at::Tensor complex_bilinear(const RealBilinear& f, const at::Tensor& ar,
 // measured worse than reversing the weight (peak of fwd+bwd over torch.nn's:
 // resnet50 layer3.0.conv2/2 1.14 against 1.11, wav2vec2.conv5 1.27 against
 // 1.14). Such layers reverse the weight, and where the weight is the larger
-// of w and g, grad_input takes half of the input channels at a time
-// (input_grad_in_halves).
+// of w and g but under twice the input, grad_input takes half of the input
+// channels at a time (input_grad_in_halves, weight_dwarfs_input).
 struct FlipPlan {
   std::vector<int64_t> dims;  // the spatial dimensions that are reversed
   // Per spatial dimension, the inputs past the last window (their gradient

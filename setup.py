@@ -6,6 +6,7 @@ installed, so install with ``pip install --no-build-isolation .``.
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -58,16 +59,35 @@ def write_build_info():
 
 write_build_info()
 
+
+
+def openmp_flags():
+    """``-fopenmp`` where torch parallelises with OpenMP (Linux builds).
+
+    ATen's OpenMP backend of ``at::parallel_for`` is header code, so without
+    the flag torchflip's own CPU kernels (reversal, the FIR loop) compile to
+    a serial loop whatever ``torch.set_num_threads`` says. The library then
+    needs ``libgomp.so.1``, the soname of the copy torch has already loaded,
+    so one OpenMP runtime and one thread pool serve both."""
+    import torch
+
+    if sys.platform.startswith("linux") and torch.backends.openmp.is_available():
+        return ["-fopenmp"]
+    return []
+
+
 # -g0: Python's default flags ask for debug info, which doubles compile time
 # and the library's size.
-extra_compile_args = ["-O2", "-g0"]
+extra_compile_args = ["-O2", "-g0", *openmp_flags()]
+extra_link_args = openmp_flags()
 SANITIZERS = os.environ.get("TORCHFLIP_SANITIZE", "")
 if SANITIZERS:
     # For scripts/sanitize.sh, e.g. TORCHFLIP_SANITIZE=address,undefined.
     # vptr checks need RTTI from every library, and libtorch's is not
     # instrumented, so they are left out.
     extra_compile_args = ["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={SANITIZERS}",
-                          "-fno-sanitize=vptr"]
+                          "-fno-sanitize=vptr", *openmp_flags()]
+    extra_link_args = [*extra_link_args, f"-fsanitize={SANITIZERS}"]
 
 setup(
     packages=find_packages(include=["torchflip", "torchflip.*"]),
@@ -78,7 +98,7 @@ setup(
                      if p.suffix == ".cpp"],
             include_dirs=[str(CSRC), str(CSRC / "include"), str(GENERATED)],
             extra_compile_args=extra_compile_args,
-            extra_link_args=[f"-fsanitize={SANITIZERS}"] if SANITIZERS else [],
+            extra_link_args=extra_link_args,
         )
     ],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

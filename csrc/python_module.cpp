@@ -18,10 +18,18 @@ PyMODINIT_FUNC PyInit__C(void) {
   PyObject* module = PyModule_Create(&module_def);
   if (module == nullptr) return nullptr;
   // Checked by torchflip/_extension.py to detect a stale or mismatched build.
+  // Whether at::parallel_for in torchflip's own kernels runs on torch's
+  // OpenMP threads or compiled to a serial loop (setup.py's openmp_flags).
+#ifdef _OPENMP
+  constexpr long kOpenMP = 1;
+#else
+  constexpr long kOpenMP = 0;
+#endif
   if (PyModule_AddStringConstant(module, "source_hash",
                                  TORCHFLIP_SOURCE_HASH) < 0 ||
       PyModule_AddStringConstant(module, "torch_version",
-                                 TORCHFLIP_TORCH_VERSION) < 0) {
+                                 TORCHFLIP_TORCH_VERSION) < 0 ||
+      PyModule_AddIntConstant(module, "openmp", kOpenMP) < 0) {
     Py_DECREF(module);
     return nullptr;
   }

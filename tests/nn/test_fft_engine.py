@@ -260,7 +260,7 @@ def test_auto_picks_each_pass_engine_by_its_own_time(monkeypatch):
     ref = layer.to_torch()
     x = torch.randn(2, 3, 300, requires_grad=True)
     for fwd, bwd in (("direct", "fft"), ("fft", "direct")):
-        _method._MEASURED.clear()
+        _method.forget_measurements()
         times.update({("forward", fwd): 1.0, ("forward", "fft" if fwd == "direct" else "direct"):
                       2.0, ("backward", bwd): 1.0,
                       ("backward", "fft" if bwd == "direct" else "direct"): 2.0})
@@ -275,7 +275,7 @@ def test_auto_picks_each_pass_engine_by_its_own_time(monkeypatch):
         torch.testing.assert_close(torch.autograd.grad(out.sum(), x),
                                    torch.autograd.grad(ref(x).sum(), x), rtol=1e-4, atol=1e-4)
     # Inference calls time the forward pass only, and use its engine.
-    _method._MEASURED.clear()
+    _method.forget_measurements()
     times.update({("forward", "direct"): 1.0, ("forward", "fft"): 2.0})
     with torch.no_grad():
         layer(x)
@@ -285,7 +285,7 @@ def test_auto_picks_each_pass_engine_by_its_own_time(monkeypatch):
 def test_auto_times_engines_on_the_real_operands():
     """Without faked timings: the measured choice for a training call is a
     valid pair, stored per configuration, and reused."""
-    _method._MEASURED.clear()
+    _method.forget_measurements()
     x, w = torch.randn(1, 1, 8192, requires_grad=True), torch.randn(1, 1, 1024,
                                                                     requires_grad=True)
     engines = _method.choose_engines(x, w, (1,), (0,), (1,), 1)
@@ -293,3 +293,37 @@ def test_auto_times_engines_on_the_real_operands():
     assert len(_method._MEASURED) == 1
     assert _method.choose_engines(x, w, (1,), (0,), (1,), 1) == engines
     assert len(_method._MEASURED) == 1
+
+
+def test_layers_remember_their_auto_choice_per_call_signature(monkeypatch):
+    """A layer keeps its last 'auto' choice and reuses it only for a call
+    with the same signature (shapes, dtype, device, gradient or not), until
+    the measurements are forgotten; deterministic mode always takes the
+    static choice, never a remembered timing."""
+    choices = []
+
+    def measured(input, weight, padding, dilation, groups):
+        choices.append(tuple(input.shape))
+        return _method.Engines("fft", "direct")  # a pair the static model never picks
+
+    monkeypatch.setattr(_method, "_measured_choice", measured)
+    _method.forget_measurements()
+    layer = tnn.Conv1d(2, 2, 101, padding=50, groups=2)
+    x, longer = torch.randn(1, 2, 300), torch.randn(1, 2, 400)
+    with torch.no_grad():
+        assert layer._engines(x, layer.weight) == ("fft", "direct")
+        assert layer._engines(x, layer.weight) == ("fft", "direct")
+        assert choices == [(1, 2, 300)]
+        layer._engines(longer, layer.weight)
+        assert choices == [(1, 2, 300), (1, 2, 400)]
+    layer._engines(longer, layer.weight)  # gradient wanted now: another signature
+    assert len(choices) == 3
+    _method.forget_measurements()
+    layer._engines(longer, layer.weight)
+    assert len(choices) == 4
+    static = _method._static_choice(longer, layer.weight, (50,), (1,), 2)
+    with _deterministic():
+        assert layer._engines(longer, layer.weight) == static
+    assert len(choices) == 4
+    out = layer(longer)  # the remembered pair runs, and still computes the convolution
+    torch.testing.assert_close(out, layer.to_torch()(longer), rtol=1e-4, atol=1e-4)

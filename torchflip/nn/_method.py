@@ -20,6 +20,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor
 
+from torchflip import _ops
 from torchflip.nn._fft_conv import fft_backward, fft_forward, transform_lengths
 
 METHODS = ("auto", "direct", "fft")
@@ -54,6 +55,20 @@ _FFT_MARGIN = 1.5
 # varies too much between backends and layer shapes for any static model.
 _MEASURED: "OrderedDict[tuple, Engines]" = OrderedDict()
 _MEASURED_MAX = 1024
+# Bumped by forget_measurements: the choices layers remember expire with it.
+_generation = 0
+
+
+def forget_measurements() -> None:
+    """Drops every timed choice, so that 'auto' times the engines again,
+    also for layers that remember their last choice."""
+    global _generation
+    _MEASURED.clear()
+    _generation += 1
+
+
+def measurement_generation() -> int:
+    return _generation
 
 
 class Engines(NamedTuple):
@@ -233,11 +248,16 @@ def choose_engines(input: Tensor, weight: Tensor, stride: Sequence[int],
         return DIRECT  # a wrong rank: the operator reports it
     if not torch.compiler.is_compiling() and (input.numel() == 0 or weight.numel() == 0):
         return DIRECT  # nothing to compute; FFT libraries reject empty transforms
-    from torchflip import _ops
-
-    # Timings differ between runs and machines; deterministic mode must not
-    # let them pick the engine (and so the rounding) of a computation.
-    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or _ops.functorch_path()
-            or input.device.type == "meta" or torch.are_deterministic_algorithms_enabled()):
+    if not timing_allowed() or input.device.type == "meta":
         return _static_choice(input, weight, padding, dilation, groups)
     return _measured_choice(input, weight, padding, dilation, groups)
+
+
+def timing_allowed() -> bool:
+    """Whether 'auto' may time engines: in eager mode, outside tracing and
+    torch.func, and not in deterministic mode, where timings (which differ
+    between runs and machines) must not pick the engine, and so the rounding,
+    of a computation."""
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing()
+                or _ops.functorch_transform_active()
+                or torch.are_deterministic_algorithms_enabled())

@@ -60,7 +60,6 @@ def write_build_info():
 write_build_info()
 
 
-
 def openmp_flags():
     """``-fopenmp`` where torch parallelises with OpenMP (Linux builds).
 

@@ -77,16 +77,17 @@ def openmp_flags():
 
 # -g0: Python's default flags ask for debug info, which doubles compile time
 # and the library's size.
-extra_compile_args = ["-O2", "-g0", *openmp_flags()]
-extra_link_args = openmp_flags()
+OPENMP_FLAGS = openmp_flags()
+extra_compile_args = ["-O2", "-g0", *OPENMP_FLAGS]
+extra_link_args = OPENMP_FLAGS
 SANITIZERS = os.environ.get("TORCHFLIP_SANITIZE", "")
 if SANITIZERS:
     # For scripts/sanitize.sh, e.g. TORCHFLIP_SANITIZE=address,undefined.
     # vptr checks need RTTI from every library, and libtorch's is not
     # instrumented, so they are left out.
     extra_compile_args = ["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={SANITIZERS}",
-                          "-fno-sanitize=vptr", *openmp_flags()]
-    extra_link_args = [*extra_link_args, f"-fsanitize={SANITIZERS}"]
+                          "-fno-sanitize=vptr", *OPENMP_FLAGS]
+    extra_link_args = [*OPENMP_FLAGS, f"-fsanitize={SANITIZERS}"]
 
 setup(
     packages=find_packages(include=["torchflip", "torchflip.*"]),

@@ -17,14 +17,16 @@ PyMODINIT_FUNC PyInit__C(void) {
   };
   PyObject* module = PyModule_Create(&module_def);
   if (module == nullptr) return nullptr;
-  // Checked by torchflip/_extension.py to detect a stale or mismatched build.
-  // Whether at::parallel_for in torchflip's own kernels runs on torch's
-  // OpenMP threads or compiled to a serial loop (setup.py's openmp_flags).
+  // openmp: whether at::parallel_for in torchflip's own kernels runs on
+  // torch's OpenMP threads or compiled to a serial loop (setup.py's
+  // openmp_flags).
 #ifdef _OPENMP
   constexpr long kOpenMP = 1;
 #else
   constexpr long kOpenMP = 0;
 #endif
+  // source_hash and torch_version are checked by torchflip/_extension.py to
+  // detect a stale or mismatched build.
   if (PyModule_AddStringConstant(module, "source_hash",
                                  TORCHFLIP_SOURCE_HASH) < 0 ||
       PyModule_AddStringConstant(module, "torch_version",

@@ -30,3 +30,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 def _seed_torch():
     # Every test draws its tensors from the same seed, so a failure reproduces.
     torch.manual_seed(0)
+
+
+@pytest.fixture(params=[1, 3], ids=lambda n: f"threads{n}")
+def threads(request):
+    """torch's intra-op thread count for the test, 1 and then 3: with 3 the
+    parallel loops of torchflip's kernels split their work between threads
+    (more threads than cores is fine for the results)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(previous)

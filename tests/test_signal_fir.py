@@ -17,18 +17,10 @@ def window_of(full: np.ndarray, start: int, length: int) -> np.ndarray:
                     dtype=full.dtype)
 
 
-@pytest.fixture(params=[1, 3], ids=lambda n: f"threads{n}")
-def threads(request):
-    """torch's thread count for the test: with 3, outputs of several
-    2048-sample blocks are split between threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64])
 def test_windows_match_numpy(dtype, threads):
+    # `threads` (conftest): with 3, outputs of several 2048-sample blocks
+    # are split between threads.
     rng = np.random.default_rng(0)
     for n, m in [(1, 1), (5, 3), (3, 5), (10, 4), (9, 8), (100, 7), (5000, 33), (4100, 4)]:
         if dtype == torch.int64:

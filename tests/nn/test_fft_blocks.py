@@ -5,6 +5,7 @@ for long 1-D signals. Values, gradients of every mask, and gradients of
 gradients (gradgradcheck, float64)."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -127,6 +128,28 @@ def test_chunked_transforms_match_whole_ones(tiny_budget):
     inverse = torch.fft.irfftn(whole.unflatten(-1, (8, 7)), s=lengths)
     expected = inverse.roll(1, -2)[..., :4, 2:8]
     torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("shape, lengths", [((2, 3, 3, 7), [16, 12]),
+                                            ((2, 2, 3, 4), [9, 10, 8])])
+def test_transform_of_few_rows_matches_rfftn(shape, lengths):
+    # Few rows against the transform length: one axis at a time, each
+    # transformed as the last axis and transposed back.
+    t = torch.randn(shape, dtype=torch.float64)
+    dims = list(range(-len(lengths), 0))
+    assert 2 * math.prod(shape[-len(lengths):-1]) <= math.prod(lengths[:-1])
+    torch.testing.assert_close(_fft_conv._rfft(t, lengths),
+                               torch.fft.rfftn(t, s=lengths, dim=dims))
+
+
+def test_chunks_take_a_map_per_thread(threads, tiny_budget):
+    t = torch.randn(7, 5, 6, dtype=torch.float64)
+    lengths = [8, 12]
+    chunks = list(_fft_conv._chunks((7,), 100, 1, lengths, t.device))
+    assert [c[0].stop - c[0].start for c in chunks] == [min(threads, 7 - i)
+                                                     for i in range(0, 7, threads)]
+    torch.testing.assert_close(_fft_conv._spectrum(t, lengths, budget=1),
+                               torch.fft.rfftn(t, s=lengths).flatten(-2))
 
 
 def test_cyclic_window_wraps_without_an_index():

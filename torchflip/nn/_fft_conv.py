@@ -73,6 +73,11 @@ CHUNK_MIN_ROWS = 8
 # are faster, and torch.fft's temporaries grow with them (at 4, dense31@128's
 # peak fwd+bwd memory rose from 0.94 to 1.07 of torch.nn's).
 CHUNK_BUDGETS = 2
+# On CPU a chunk also takes at least one map per thread: torch.fft (MKL, or
+# pocketfft) spreads a batch of multi-dimensional transforms over threads a
+# map at a time, and a single map of a few hundred rows barely parallelises
+# (six 288x288 real transforms on two threads: 0.66 ms one map a call, 0.43
+# two, 0.27-0.36 all six; on one thread 0.67-0.87 ms whatever the batch).
 
 
 def check_fft_inputs(input: Tensor, weight: Tensor, stride: Sequence[int], op: str) -> None:
@@ -139,7 +144,12 @@ def _rfft(t: Tensor, lengths: Sequence[int]) -> Tensor:
         return torch.fft.rfftn(t, s=lengths, dim=dims)
     out = torch.fft.rfft(t, n=lengths[-1], dim=dims[-1])
     for d, n in zip(dims[:-1], lengths[:-1]):
-        out = torch.fft.fft(out, n=n, dim=d)
+        # Transformed as the last axis: the zero padding's copy then also
+        # makes it contiguous, where torch.fft would copy a non-last axis to
+        # the end and back (psf31@256's weight spectra: 0.2 ms of copies a
+        # map). The result is a transposed view, which the copy into the
+        # spectrum or its flattening reorders once.
+        out = torch.fft.fft(out.transpose(d, -1), n=n, dim=-1).transpose(d, -1)
     return out
 
 
@@ -316,12 +326,16 @@ def _ranges(total: int, step: int):
         yield start, min(step, total - start)
 
 
-def _chunks(shape: Sequence[int], map_bytes: int, budget: int, lengths: Sequence[int]):
+def _chunks(shape: Sequence[int], map_bytes: int, budget: int, lengths: Sequence[int],
+            device: torch.device):
     """Index tuples (slices of the leading dimensions ``shape``) that cover
-    them in order, each taking at most ``budget // map_bytes`` maps of
-    transform ``lengths``, but at least CHUNK_MIN_ROWS rows."""
+    them in order, each taking at most CHUNK_BUDGETS block budgets of maps of
+    transform ``lengths``, but at least CHUNK_MIN_ROWS rows and, on CPU, one
+    map per thread."""
     rows = math.prod(lengths[:-1])
-    budget = max(CHUNK_BUDGETS * budget, -(-CHUNK_MIN_ROWS // rows) * map_bytes)
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    budget = max(CHUNK_BUDGETS * budget, -(-CHUNK_MIN_ROWS // rows) * map_bytes,
+                 threads * map_bytes)
     yield from _leading_chunks(shape, map_bytes, budget)
 
 
@@ -342,20 +356,21 @@ def _leading_chunks(shape: Sequence[int], map_bytes: int, budget: int):
 def _spectrum(t: Tensor, lengths: Sequence[int], budget: int) -> Tensor:
     """(..., *S) -> (..., F): the real FFT over the trailing dimensions,
     frequencies flattened, transformed a chunk (:func:`_chunks`) at a time
-    into the result when the whole spectrum is over ``budget`` bytes:
+    into the result when the whole spectrum takes more than one chunk:
     torch.fft holds two or three temporaries of its output's size (the padded
     copy, a layout copy, the result), so a whole transform would need several
     times the spectrum's own memory."""
     k = len(lengths)
-    frequencies = math.prod(_frequencies(lengths))
+    frequencies = _frequencies(lengths)
     leading = tuple(t.shape[:-k])
-    map_bytes = frequencies * 2 * t.element_size()
-    if math.prod(leading) * map_bytes <= budget:
+    map_bytes = math.prod(frequencies) * 2 * t.element_size()
+    chunks = list(_chunks(leading, map_bytes, budget, lengths, t.device))
+    if len(chunks) == 1:
         return _rfft(t, lengths).flatten(-k)
-    out = t.new_empty(leading + (frequencies,),
+    out = t.new_empty(leading + (math.prod(frequencies),),
                       dtype=torch.promote_types(t.dtype, torch.complex64))
-    for index in _chunks(leading, map_bytes, budget, lengths):
-        out[index].copy_(_rfft(t[index], lengths).flatten(-k))
+    for index in chunks:
+        out[index].unflatten(-1, frequencies).copy_(_rfft(t[index], lengths))
     return out
 
 
@@ -367,7 +382,8 @@ def _inverse_into(dest: Tensor, spectrum: Tensor, lengths: Sequence[int], start:
     ``budget`` bytes of spectrum at a time (see :func:`_spectrum`)."""
     map_bytes = spectrum.shape[-1] * spectrum.element_size()
     frequencies = _frequencies(lengths)
-    for index in _chunks(tuple(spectrum.shape[:-1]), map_bytes, budget, lengths):
+    for index in _chunks(tuple(spectrum.shape[:-1]), map_bytes, budget, lengths,
+                        spectrum.device):
         window = _irfft_window(spectrum[index].unflatten(-1, frequencies), lengths, start, size)
         if step is not None and any(d != 1 for d in step):
             window = window[(Ellipsis,) + tuple(slice(None, None, d) for d in step)]

@@ -84,6 +84,28 @@ def test_overlap_save_is_taken_only_for_few_long_rows():
                                        [2, 2], [1, 1]) is None
 
 
+def test_filter_banks_take_overlap_save_forward_only(small_segments):
+    # Many filters per signal: their whole-length weight spectra would
+    # dominate the forward pass.
+    x, w, b = _operands(2, 4, 4, 400, 9, 1)
+    assert _fft_conv._overlap_save_hop(x, w, [4], [1]) is None
+    hop = _fft_conv._filter_bank_hop(x, w, [4], [1], 1)
+    assert hop is not None
+    _check_against_reference(x, w, b, 4, 1, 1)
+
+
+def test_filter_bank_rule_keeps_whole_transforms_where_they_cost_less():
+    # 4 -> 4 filters of 1025 taps: segments are estimated at 0.88 of the
+    # whole transforms' work, over OVERLAP_SAVE_BANK_SHARE.
+    x, w = torch.empty(2, 4, 16384), torch.empty(4, 4, 1025)
+    assert _fft_conv._filter_bank_hop(x, w, [512], [1], 1) is None
+    assert _fft_conv._filter_bank_hop(torch.empty(2, 16, 16384), torch.empty(16, 16, 1025),
+                                      [512], [1], 1) is not None
+    # 2-D layers never segment.
+    assert _fft_conv._filter_bank_hop(torch.randn(1, 4, 64, 64), torch.randn(4, 4, 5, 5),
+                                      [2, 2], [1, 1], 1) is None
+
+
 def test_overlap_save_differentiates_twice(small_segments):
     x, w, b = _operands(1, 1, 2, 70, 3, 1, 1)
 

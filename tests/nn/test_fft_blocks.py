@@ -56,7 +56,7 @@ def small_segments(monkeypatch):
 # n, C_in, C_out, length, kernel, padding, dilation, groups
 OVERLAP_SAVE_CASES = [
     (1, 1, 4, 200, 5, 2, 1, 1),      # a filter bank over one signal, 'same'
-    (1, 1, 3, 203, 4, 0, 1, 1),      # 'valid', outputs left after the last whole segment
+    (1, 1, 3, 203, 4, 0, 1, 1),      # 'valid', a partial last segment
     (2, 1, 2, 150, 3, 7, 2, 1),      # two samples, dilation, padding beyond the kernel
     (1, 2, 4, 180, 5, 4, 1, 2),      # groups
     (3, 1, 1, 96, 1, 0, 1, 1),       # a one-tap kernel: segments do not overlap

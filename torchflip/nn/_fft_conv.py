@@ -641,20 +641,25 @@ def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
     """:func:`fft_conv`'s result for a 1-D layer by overlap-save: the padded
     signal's segments [j hop, j hop + hop + K_d - 1) give the outputs
     [j hop, (j + 1) hop) as 'valid' convolutions, which the blocked engine
-    computes with the segments as samples; the outputs left after the last
-    whole segment are one more, shorter, segment."""
+    computes with the segments as samples.
+
+    The signal gains zeros at its end until its last segment is whole, and
+    the outputs past the true length are cut off. A shorter last segment
+    would take its own transforms of signal, weight and output, and
+    torch.fft plans every call afresh (on MKL, 45 us of a 48 us transform of
+    one 4096-point row): fir1024@16k's forward pass took 0.68 ms with one,
+    0.54 ms without."""
     n = input.shape[0]
     kernel, = _dilated_kernel(weight, dilation)
-    x_p = _pad(input, padding, padding)
-    length = x_p.shape[2] - kernel + 1
-    count, rest = divmod(length, hop)
-    out = input.new_empty((n, weight.shape[0], length))
+    length = input.shape[2] + 2 * padding[0] - kernel + 1
+    count = -(-length // hop)
+    x_p = _pad(input, padding, [padding[0] + count * hop - length])
+    out = input.new_empty((n, weight.shape[0], count * hop))
     for i in range(n):
         _blocked_forward(_segments(x_p[i], hop + kernel - 1, hop, count), weight, None, [0],
                          dilation, groups, out=_segments(out[i], hop, hop, count))
-        if rest:
-            _blocked_forward(x_p[i:i + 1, :, count * hop:], weight, None, [0], dilation, groups,
-                             out=out[i:i + 1, :, count * hop:])
+    if count * hop != length:
+        out = out.narrow(2, 0, length).contiguous()
     if bias is not None:
         out.add_(bias.reshape(1, -1, 1))
     return out
@@ -664,7 +669,12 @@ def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                            padding: Sequence[int], dilation: Sequence[int], groups: int,
                            mask: Sequence[bool], hop: int) -> tuple[Optional[Tensor], ...]:
     """The gradients of :func:`_overlap_save_forward`: the blocked engine's,
-    segment by segment; the segments' input gradients overlap-add."""
+    segment by segment; the segments' input gradients overlap-add.
+
+    The outputs after the last whole segment are one more, shorter, segment,
+    unlike the forward pass: completing it with zeros takes a padded copy of
+    the output gradient, at the peak of a training step (fir4096@64k: 1.20
+    of torch.nn's peak memory instead of 0.82)."""
     n, _, size = input.shape
     kernel, = _dilated_kernel(weight, dilation)
     x_p = _pad(input, padding, padding)

@@ -334,11 +334,16 @@ def _chunks(shape: Sequence[int], map_bytes: int, budget: int, lengths: Sequence
     them in order, each taking at most CHUNK_BUDGETS block budgets of maps of
     transform ``lengths``, but at least CHUNK_MIN_ROWS rows and, on CPU, one
     map per thread."""
+    yield from _leading_chunks(shape, map_bytes, _chunk_bytes(map_bytes, budget, lengths, device))
+
+
+def _chunk_bytes(map_bytes: int, budget: int, lengths: Sequence[int],
+                 device: torch.device) -> int:
+    """The most bytes of spectrum one chunk of :func:`_chunks` takes."""
     rows = math.prod(lengths[:-1])
     threads = torch.get_num_threads() if device.type == "cpu" else 1
-    budget = max(CHUNK_BUDGETS * budget, -(-CHUNK_MIN_ROWS // rows) * map_bytes,
-                 threads * map_bytes)
-    yield from _leading_chunks(shape, map_bytes, budget)
+    return max(CHUNK_BUDGETS * budget, -(-CHUNK_MIN_ROWS // rows) * map_bytes,
+               threads * map_bytes)
 
 
 def _leading_chunks(shape: Sequence[int], map_bytes: int, budget: int):
@@ -369,14 +374,12 @@ def _spectrum(t: Tensor, lengths: Sequence[int], budget: int) -> Tensor:
     frequencies = _frequencies(lengths)
     leading = tuple(t.shape[:-k])
     map_bytes = math.prod(frequencies) * 2 * t.element_size()
-    chunks = list(_chunks(leading, map_bytes, budget, lengths, t.device))
-    largest = max(math.prod(len(range(*i.indices(n))) for i, n in zip(index, leading))
-                  * math.prod(leading[len(index):]) for index in chunks)
-    if 2 * math.prod(leading) <= 3 * largest:
+    chunk_bytes = _chunk_bytes(map_bytes, budget, lengths, t.device)
+    if 2 * math.prod(leading) * map_bytes <= 3 * chunk_bytes:
         return _rfft(t, lengths).flatten(-k)
     out = t.new_empty(leading + (math.prod(frequencies),),
                       dtype=torch.promote_types(t.dtype, torch.complex64))
-    for index in chunks:
+    for index in _leading_chunks(leading, map_bytes, chunk_bytes):
         out[index].unflatten(-1, frequencies).copy_(_rfft(t[index], lengths))
     return out
 

@@ -557,10 +557,15 @@ def _overlap_save_hop(input: Tensor, weight: Tensor, padding: Sequence[int],
     if input.dim() != 3 or input.shape[0] * input.shape[1] >= OVERLAP_SAVE_ROWS:
         return None
     kernel, = _dilated_kernel(weight, dilation)
-    length = next_fast_len(max(OVERLAP_SAVE_KERNELS * kernel, OVERLAP_SAVE_MIN_LENGTH))
-    hop = length - kernel + 1
+    hop = _segment_hop(kernel, OVERLAP_SAVE_KERNELS)
     outputs = input.shape[2] + 2 * padding[0] - kernel + 1
     return hop if outputs // hop >= OVERLAP_SAVE_MIN_SEGMENTS else None
+
+
+def _segment_hop(kernel: int, kernels: int) -> int:
+    """The outputs of a segment of about ``kernels`` kernels (at least
+    OVERLAP_SAVE_MIN_LENGTH samples), its length a fast transform length."""
+    return next_fast_len(max(kernels * kernel, OVERLAP_SAVE_MIN_LENGTH)) - kernel + 1
 
 
 # A bank of many filters per signal spends most of a whole-length forward
@@ -604,12 +609,11 @@ def _filter_bank_hop(input: Tensor, weight: Tensor, padding: Sequence[int],
     best_work = OVERLAP_SAVE_BANK_SHARE * _transform_work(n * c + weight_rows + n * o,
                                                           next_fast_len(padded))
     for kernels in OVERLAP_SAVE_BANK_KERNELS:
-        length = next_fast_len(max(kernels * kernel, OVERLAP_SAVE_MIN_LENGTH))
-        hop = length - kernel + 1
+        hop = _segment_hop(kernel, kernels)
         count, rest = divmod(outputs, hop)
         if count < OVERLAP_SAVE_MIN_SEGMENTS:
             continue
-        work = n * _transform_work(count * (c + o) + weight_rows, length)
+        work = n * _transform_work(count * (c + o) + weight_rows, hop + kernel - 1)
         if rest:
             work += n * _transform_work(c + o + weight_rows, next_fast_len(rest + kernel - 1))
         if work < best_work:

@@ -126,6 +126,7 @@ def tiny_budget(monkeypatch):
     """Blocks and chunks as small as the engine makes them."""
     monkeypatch.setattr(_fft_conv, "BLOCK_MIN_BYTES", 1)
     monkeypatch.setattr(_fft_conv, "BLOCK_INPUT_SHARE", 1 << 40)
+    monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", 0)
     monkeypatch.setattr(_fft_conv, "CHUNK_MIN_ROWS", 1)
 
 
@@ -181,3 +182,19 @@ def test_cyclic_window_wraps_without_an_index():
     torch.testing.assert_close(_fft_conv._cyclic_window(t, 0, 8, 4),
                                torch.tensor([8.0, 9.0, 0.0, 1.0]))
     assert _fft_conv._cyclic_window(t, 0, 2, 5).data_ptr() == t[2:].data_ptr()
+
+
+def test_small_layers_are_one_block_and_larger_ones_split(monkeypatch):
+    # Blocks of a 256-byte budget, but a layer whose spectra (input, output
+    # and weight together) fit WHOLE_LAYER_BYTES is one block all the same.
+    monkeypatch.setattr(_fft_conv, "BLOCK_MIN_BYTES", 256)
+    monkeypatch.setattr(_fft_conv, "BLOCK_INPUT_SHARE", 1 << 40)
+    x, w, b = _operands(3, 4, 6, 30, 5, 2)
+    lengths = _fft_conv.transform_lengths(x.shape[2:], [2])
+    map_bytes = (lengths[0] // 2 + 1) * 16
+    whole = (3 * (2 + 3) + 3 * 2) * 2 * map_bytes
+    monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", whole)
+    assert _fft_conv._blocks(x, 3, lengths, 2) == (2, 3, 2, 3)
+    monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", whole - 1)
+    assert _fft_conv._blocks(x, 3, lengths, 2) != (2, 3, 2, 3)
+    _check_against_reference(x, w, b, 2, 1, 2)

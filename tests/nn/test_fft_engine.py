@@ -3,6 +3,7 @@
 float64) and the engine choice."""
 
 import contextlib
+import functools
 import itertools
 
 import pytest
@@ -92,6 +93,28 @@ def test_fft_backward_stays_on_fft():
     assert any("fft" in n.lower() for n in names), sorted(names)
 
 
+@pytest.mark.parametrize("method", ["fft", _method.Engines("direct", "fft")])
+def test_calls_without_gradients_skip_the_autograd_function(method, monkeypatch):
+    """With nothing to differentiate (no_grad, or no operand requiring a
+    gradient) the engines run without TwoEngineConv, and give the same
+    result; with a gradient wanted, TwoEngineConv runs."""
+    from torchflip.nn import _engines
+
+    def refuse(*args):
+        raise AssertionError("TwoEngineConv.apply called")
+
+    monkeypatch.setattr(_engines.TwoEngineConv, "apply", refuse)
+    x, w, b = torch.randn(2, 3, 40), torch.randn(4, 3, 9), torch.randn(4)
+    expected = F.conv1d(x, w.flip(-1), b, padding=4)
+    conv = functools.partial(TF._conv_nd, stride=1, padding=4, dilation=1, groups=1, dims=1,
+                             method=method)
+    torch.testing.assert_close(conv(x, w, b), expected)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x, w.requires_grad_(), b), expected)
+    with pytest.raises(AssertionError, match="TwoEngineConv"):
+        conv(x, w, b)
+
+
 def test_fft_rejects_stride_and_bad_method():
     x, w = torch.randn(1, 1, 20), torch.randn(1, 1, 5)
     with pytest.raises(ValueError, match="stride"):
@@ -155,6 +178,7 @@ def tiny_blocks(monkeypatch):
 
     monkeypatch.setattr(_fft_conv, "BLOCK_MIN_BYTES", 1)
     monkeypatch.setattr(_fft_conv, "BLOCK_INPUT_SHARE", 1 << 40)
+    monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", 0)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[1] > 0], ids=str)

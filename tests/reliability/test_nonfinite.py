@@ -142,3 +142,16 @@ def test_default_layer_with_a_long_kernel_propagates_non_finite_values_as_torch(
     x[0, 0, 3000] = float("inf")
     with torch.set_grad_enabled(grad_enabled):
         assert_same_non_finite(layer(x), layer.to_torch()(x), "output")
+
+
+@pytest.mark.parametrize("grad_enabled", [True, False])
+def test_fft_engine_sees_infinities_of_both_signs_in_different_operands(grad_enabled):
+    """+inf in the input and -inf in the weight: the engine's finiteness check
+    adds the operands' sums, whose infinities make a NaN, and still routes the
+    call to the direct engine."""
+    x = torch.randn(1, 2, 64)
+    x[0, 0, 20] = float("inf")
+    w = torch.randn(3, 2, 5)
+    w[1, 1, 2] = float("-inf")
+    x.requires_grad_(grad_enabled)
+    assert_same_non_finite(TF.conv1d(x, w, method="fft"), torch_conv(x, w), "output")

@@ -32,12 +32,7 @@ class TwoEngineConv(torch.autograd.Function):
         ctx.save_for_backward(input, weight)
         ctx.engines, ctx.padding, ctx.dilation, ctx.groups = engines, padding, dilation, groups
         ctx.has_bias = bias is not None
-        # Non-finite operands take the direct engine, which confines NaN and
-        # infinity to the outputs they touch (see all_finite).
-        if engines.forward == "fft" and all_finite(input, weight, bias):
-            return fft_forward(input, weight, bias, padding, dilation, groups)
-        return torch.ops.torchflip._conv(input, weight, bias, [1] * len(padding), padding,
-                                         dilation, groups)
+        return _forward(input, weight, bias, engines, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
@@ -55,6 +50,16 @@ class TwoEngineConv(torch.autograd.Function):
         return (*grads, None, None, None, None)
 
 
+def _forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], engines: Engines,
+             padding: Sequence[int], dilation: Sequence[int], groups: int) -> Tensor:
+    # Non-finite operands take the direct engine, which confines NaN and
+    # infinity to the outputs they touch (see all_finite).
+    if engines.forward == "fft" and all_finite(input, weight, bias):
+        return fft_forward(input, weight, bias, padding, dilation, groups)
+    return torch.ops.torchflip._conv(input, weight, bias, [1] * len(padding), padding, dilation,
+                                     groups)
+
+
 def _eager() -> bool:
     return not (torch.compiler.is_compiling() or torch.jit.is_tracing()
                 or _ops.functorch_path())
@@ -68,8 +73,13 @@ def true_conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Seq
     if not engines.uses_fft:
         return _ops.conv(input, weight, bias, stride, padding, dilation, groups)
     if _eager():
-        return TwoEngineConv.apply(input, weight, bias, engines, tuple(padding),
-                                   tuple(dilation), groups)
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                           for t in (input, weight, bias)):
+            return TwoEngineConv.apply(input, weight, bias, engines, tuple(padding),
+                                       tuple(dilation), groups)
+        # Nothing to differentiate: the autograd.Function would only cost
+        # time (fir1024@16k in eval mode: 30-50 us of a 0.6 ms call).
+        return _forward(input, weight, bias, engines, padding, dilation, groups)
     if not all_finite(input, weight, bias):
         return _ops.conv(input, weight, bias, stride, padding, dilation, groups)
     return fft_conv(input, weight, bias, padding, dilation, groups)

@@ -1,8 +1,9 @@
 """Layers always convolve with their current weight, however it changed.
 
 Without a gradient for the weight (inference, torch.no_grad, a frozen layer)
-the layers may reuse a flipped copy of the weight; every way of changing the
-weight in place must still be seen by the next call. Each check compares
+the layers may reuse a flipped copy of the weight, or on the FFT engine its
+spectrum; every way of changing the weight in place must still be seen by
+the next call. Each check compares
 with the functional reference on the weight as it is now."""
 
 import pytest
@@ -15,6 +16,8 @@ from tests.reference import torch_conv, torch_conv_transpose
 def _layer(kind):
     if kind == "conv":
         return tnn.Conv2d(2, 4, 3, padding=1).eval(), torch.randn(1, 2, 6, 6)
+    if kind == "conv_fft":
+        return tnn.Conv2d(2, 4, 3, padding=1, method="fft").eval(), torch.randn(1, 2, 6, 6)
     return tnn.ConvTranspose2d(2, 4, 3, stride=2).eval(), torch.randn(1, 2, 4, 4)
 
 
@@ -60,12 +63,13 @@ def _zero_one_tap(layer):
     layer.weight[:, :, 0, 0] = 0
 
 
+KINDS = ["conv", "conv_fft", "conv_transpose"]
 EDITS = [_scale_in_place, _scale_through_data, _copy_through_data, _assign_data,
          _edit_through_numpy, _load_state_dict, _init, _zero_one_tap]
 
 
 @pytest.mark.parametrize("edit", EDITS, ids=[e.__name__.lstrip("_") for e in EDITS])
-@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_in_place_weight_changes_are_seen_without_grad(kind, edit):
     layer, x = _layer(kind)
     with torch.no_grad():
@@ -77,7 +81,7 @@ def test_in_place_weight_changes_are_seen_without_grad(kind, edit):
 
 
 @pytest.mark.parametrize("edit", EDITS, ids=[e.__name__.lstrip("_") for e in EDITS])
-@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_frozen_layer_sees_weight_changes_and_passes_input_gradients(kind, edit):
     layer, x = _layer(kind)
     layer.weight.requires_grad_(False)
@@ -98,7 +102,7 @@ def test_frozen_layer_sees_weight_changes_and_passes_input_gradients(kind, edit)
     torch.testing.assert_close(x.grad, x_ref.grad)
 
 
-@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_optimizer_steps_between_inference_calls(kind):
     layer, x = _layer(kind)
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
@@ -112,7 +116,7 @@ def test_optimizer_steps_between_inference_calls(kind):
         torch.testing.assert_close(layer(x), _expected(layer, x))
 
 
-@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_dtype_change_is_seen(kind):
     layer, x = _layer(kind)
     with torch.no_grad():
@@ -123,7 +127,7 @@ def test_dtype_change_is_seen(kind):
     torch.testing.assert_close(out, _expected(layer, x.double()))
 
 
-@pytest.mark.parametrize("kind", ["conv", "conv_transpose"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_inference_mode_matches_grad_mode(kind):
     layer, x = _layer(kind)
     with torch.inference_mode():
@@ -150,3 +154,52 @@ def test_unchanged_weight_is_flipped_once(kind):
         layer.weight.mul_(2)
         assert _flips(lambda: [layer(x) for _ in range(3)]) == 1
         torch.testing.assert_close(layer(x), _expected(layer, x))
+
+
+def _weight_transforms(call, weight) -> int:
+    """How many real FFTs of ``weight`` (operands ending in its shape without
+    the output channels) ran during call()."""
+    with torch.profiler.profile(record_shapes=True) as prof:
+        call()
+    tail = tuple(weight.shape[1:])
+    return sum(1 for e in prof.events() if e.name in ("aten::fft_rfft", "aten::fft_rfftn")
+               and e.input_shapes and tuple(e.input_shapes[0][-len(tail):]) == tail)
+
+
+def test_unchanged_weight_is_transformed_once():
+    """The FFT engine's kept spectrum, as test_unchanged_weight_is_flipped_once
+    for the flip: repeated inference calls reuse it, an edit makes exactly
+    the next call transform the weight again, and with a gradient for the
+    weight every call transforms it."""
+    layer, x = _layer("conv_fft")
+    with torch.no_grad():
+        assert _weight_transforms(lambda: layer(x), layer.weight) == 1
+        assert _weight_transforms(lambda: [layer(x) for _ in range(3)], layer.weight) == 0
+        layer.weight.mul_(2)
+        assert _weight_transforms(lambda: [layer(x) for _ in range(3)], layer.weight) == 1
+        torch.testing.assert_close(layer(x), _expected(layer, x))
+    assert _weight_transforms(lambda: [layer(x) for _ in range(2)], layer.weight) == 2
+
+
+def test_spectra_over_the_limit_are_transformed_every_call(monkeypatch):
+    from torchflip.nn import _flip_cache
+
+    monkeypatch.setattr(_flip_cache, "SPECTRA_MAX_BYTES", 100)
+    layer, x = _layer("conv_fft")
+    with torch.no_grad():
+        assert _weight_transforms(lambda: [layer(x) for _ in range(3)], layer.weight) == 3
+        torch.testing.assert_close(layer(x), _expected(layer, x))
+
+
+def test_frozen_fft_layer_differentiates_its_input_twice():
+    """A frozen weight's kept spectrum carries no gradient, and needs none:
+    gradients of the input, of first and second order, are the reference's."""
+    layer = tnn.Conv1d(2, 3, 9, padding=4, method="fft").double()
+    layer.weight.requires_grad_(False)
+    x = torch.randn(2, 2, 30, dtype=torch.float64, requires_grad=True)
+    layer(x)  # keeps the spectrum
+    assert torch.autograd.gradcheck(layer, (x,))
+    assert torch.autograd.gradgradcheck(layer, (x,))
+    assert _weight_transforms(lambda: layer(x).sum().backward(), layer.weight) == 0
+    layer.weight.requires_grad_(True)
+    assert _weight_transforms(lambda: layer(x).sum().backward(), layer.weight) == 2

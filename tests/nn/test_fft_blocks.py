@@ -135,7 +135,7 @@ def test_blocks_of_output_channels_match_reference(dims, tiny_budget):
     # One input channel per group and one sample: only outputs can split.
     x, w, b = _operands(1, 2, 6, 12, 3, 2, dims)
     lengths = _fft_conv.transform_lengths(x.shape[2:], [1] * dims)
-    blocks = _fft_conv._blocks(x, 3, lengths, 2)
+    blocks = _fft_conv._blocks(x, 3, lengths, 2, _fft_conv._budget(x))
     assert blocks.outputs < 3 and blocks.channels == 1 and blocks.samples == 1
     _check_against_reference(x, w, b, 1, 1, 2)
 
@@ -147,7 +147,7 @@ def test_chunked_transforms_match_whole_ones(tiny_budget):
     chunked = _fft_conv._spectrum(t, lengths, budget=1)
     torch.testing.assert_close(chunked, whole)
     out = torch.empty(3, 2, 4, 6, dtype=torch.float64)
-    _fft_conv._inverse_into(out, whole, lengths, [-1, 2], [4, 6], budget=1)
+    _fft_conv._inverse_into(out, whole, lengths, [-1, 2], budget=1)
     inverse = torch.fft.irfftn(whole.unflatten(-1, (8, 7)), s=lengths)
     expected = inverse.roll(1, -2)[..., :4, 2:8]
     torch.testing.assert_close(out, expected)
@@ -194,7 +194,26 @@ def test_small_layers_are_one_block_and_larger_ones_split(monkeypatch):
     map_bytes = (lengths[0] // 2 + 1) * 16
     whole = (3 * (2 + 3) + 3 * 2) * 2 * map_bytes
     monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", whole)
-    assert _fft_conv._blocks(x, 3, lengths, 2) == (2, 3, 2, 3)
+    assert _fft_conv._blocks(x, 3, lengths, 2, _fft_conv._budget(x)) == (2, 3, 2, 3)
     monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", whole - 1)
-    assert _fft_conv._blocks(x, 3, lengths, 2) != (2, 3, 2, 3)
+    assert _fft_conv._blocks(x, 3, lengths, 2, _fft_conv._budget(x)) != (2, 3, 2, 3)
     _check_against_reference(x, w, b, 2, 1, 2)
+
+
+@pytest.mark.parametrize("start, step, rows, cols", [
+    ((-3, 9), (1, 1), (2, 13), 4),
+    ((-7, 4), (2, 3), (3, 13), 3),
+    ((5, -2), (3, 2), (2, 8), 4),
+])
+def test_inverse_windows_wrap_and_step_like_indexing(start, step, rows, cols, tiny_budget):
+    # Both paths of the inverse (one axis at a time for few rows, whole for
+    # most), against indices taken modulo the lengths.
+    lengths = [25, 10]
+    spectrum = torch.randn(2, 3, 25 * 6, dtype=torch.complex128)
+    full = torch.fft.irfftn(spectrum.unflatten(-1, (25, 6)), s=lengths)
+    for count in rows:
+        out = torch.empty(2, 3, count, cols, dtype=torch.float64)
+        _fft_conv._inverse_into(out, spectrum, lengths, list(start), budget=1, step=list(step))
+        i = (start[0] + step[0] * torch.arange(count)) % 25
+        j = (start[1] + step[1] * torch.arange(cols)) % 10
+        torch.testing.assert_close(out, full[:, :, i][:, :, :, j])

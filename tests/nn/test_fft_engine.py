@@ -194,7 +194,7 @@ def test_blocked_fft_matches_reference(case, tiny_blocks):
     if not isinstance(padding, str):
         gs, ns, cs, _ = _fft_conv._blocks(x, cout // groups,
                                        _fft_conv.transform_lengths(x.shape[2:], [pad] * dims),
-                                       groups)
+                                       groups, _fft_conv._budget(x))
         assert gs * ns * cs < groups * x.shape[0] * (cin // groups)  # really split
         # Blocks of channels, or of samples (both, for one-channel groups).
         assert cs < cin // groups or ns < x.shape[0] or cin == groups

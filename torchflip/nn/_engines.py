@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from torchflip import _ops
-from torchflip.nn._fft_conv import all_finite, fft_backward, fft_conv, fft_forward
+from torchflip.nn._fft_conv import WeightSpectra, all_finite, fft_backward, fft_conv, fft_forward
 from torchflip.nn._method import Engines
 
 
@@ -28,11 +28,12 @@ class TwoEngineConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input: Tensor, weight: Tensor, bias: Optional[Tensor], engines: Engines,
-                padding: Sequence[int], dilation: Sequence[int], groups: int) -> Tensor:
+                padding: Sequence[int], dilation: Sequence[int], groups: int,
+                weight_spectra: Optional[WeightSpectra] = None) -> Tensor:
         ctx.save_for_backward(input, weight)
         ctx.engines, ctx.padding, ctx.dilation, ctx.groups = engines, padding, dilation, groups
-        ctx.has_bias = bias is not None
-        return _forward(input, weight, bias, engines, padding, dilation, groups)
+        ctx.has_bias, ctx.weight_spectra = bias is not None, weight_spectra
+        return _forward(input, weight, bias, engines, padding, dilation, groups, weight_spectra)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
@@ -41,21 +42,22 @@ class TwoEngineConv(torch.autograd.Function):
                 ctx.has_bias and ctx.needs_input_grad[2]]
         if ctx.engines.backward == "fft" and all_finite(grad_output, input, weight):
             grads = fft_backward(grad_output, input, weight, ctx.padding, ctx.dilation,
-                                 ctx.groups, mask)
+                                 ctx.groups, mask, ctx.weight_spectra)
         else:
             grads = torch.ops.torchflip.conv_backward(
                 grad_output, input, weight, [1] * len(ctx.padding), ctx.padding, ctx.dilation,
                 ctx.groups, mask)
         grads = [g if wanted else None for g, wanted in zip(grads, mask)]
-        return (*grads, None, None, None, None)
+        return (*grads, None, None, None, None, None)
 
 
 def _forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], engines: Engines,
-             padding: Sequence[int], dilation: Sequence[int], groups: int) -> Tensor:
+             padding: Sequence[int], dilation: Sequence[int], groups: int,
+             weight_spectra: Optional[WeightSpectra]) -> Tensor:
     # Non-finite operands take the direct engine, which confines NaN and
     # infinity to the outputs they touch (see all_finite).
     if engines.forward == "fft" and all_finite(input, weight, bias):
-        return fft_forward(input, weight, bias, padding, dilation, groups)
+        return fft_forward(input, weight, bias, padding, dilation, groups, weight_spectra)
     return torch.ops.torchflip._conv(input, weight, bias, [1] * len(padding), padding, dilation,
                                      groups)
 
@@ -67,19 +69,21 @@ def _eager() -> bool:
 
 def true_conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Sequence[int],
               padding: Sequence[int], dilation: Sequence[int], groups: int,
-              engines: Engines) -> Tensor:
+              engines: Engines, weight_spectra: Optional[WeightSpectra] = None) -> Tensor:
     """True convolution of a batched input with normalised arguments; an
-    engine other than 'direct' requires stride 1 (checked by the caller)."""
+    engine other than 'direct' requires stride 1 (checked by the caller).
+    ``weight_spectra`` (a layer's, for a weight that needs no gradient) keeps
+    the FFT engine's weight spectra between eager calls."""
     if not engines.uses_fft:
         return _ops.conv(input, weight, bias, stride, padding, dilation, groups)
     if _eager():
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                            for t in (input, weight, bias)):
             return TwoEngineConv.apply(input, weight, bias, engines, tuple(padding),
-                                       tuple(dilation), groups)
+                                       tuple(dilation), groups, weight_spectra)
         # Nothing to differentiate: the autograd.Function would only cost
         # time (fir1024@16k in eval mode: 30-50 us of a 0.6 ms call).
-        return _forward(input, weight, bias, engines, padding, dilation, groups)
+        return _forward(input, weight, bias, engines, padding, dilation, groups, weight_spectra)
     if not all_finite(input, weight, bias):
         return _ops.conv(input, weight, bias, stride, padding, dilation, groups)
     return fft_conv(input, weight, bias, padding, dilation, groups)

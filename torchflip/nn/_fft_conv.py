@@ -54,8 +54,9 @@ channels per frequency.
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -73,6 +74,13 @@ BLOCK_MIN_BYTES = 1 << 18
 # (fir1024@16k, 16k samples through four filters of 1024 taps, split its
 # 544 KB of spectra in two: its forward pass took 0.62 ms, 0.43 ms whole).
 WHOLE_LAYER_BYTES = 1 << 20
+# The forward pass's blocks take this many budgets. It holds no gradient
+# spectra, so its peak stays under the backward pass's (which sets the peak
+# of a training step) with blocks twice as large: on the large-kernel
+# benchmark layers the forward's peak rose from 0.6-0.9 to 0.7-1.0 of the
+# backward's (output included), and the forward took 0.70-0.97 of the time
+# at two threads (dw7x7@64 0.70, bank1025@16k 0.78, psf31@256 0.94).
+FORWARD_BUDGETS = 2
 # A transform is cut into chunks of at least this many 1-D rows: torch.fft
 # plans every call afresh (on MKL, ATen's x86 CPU backend, 45 us of a 48 us
 # transform of one 4096-point row), so a call's cost is amortised over the
@@ -167,37 +175,60 @@ def _rfft(t: Tensor, lengths: Sequence[int]) -> Tensor:
     return out
 
 
-def _irfft_window(t: Tensor, lengths: Sequence[int], start: Sequence[int],
-                  size: Sequence[int]) -> Tensor:
-    """The window [start, start + size) of the inverse real FFT of the
-    half-spectrum ``t`` (trailing dimensions), one axis at a time: after each
-    axis's inverse transform only the window's rows go on, so a weight
-    gradient (a kernel's worth of a transform's length) costs a fraction of
-    the full inverse. The result is cyclic: a window starting below 0 (or
-    ending past the length) wraps around."""
-    dims = list(range(t.dim() - len(lengths), t.dim()))
-    if 2 * math.prod(size[:-1]) > math.prod(lengths[:-1]):
+def _irfft_window_into(dest: Tensor, t: Tensor, lengths: Sequence[int], start: Sequence[int],
+                       step: Sequence[int]) -> None:
+    """Writes into ``dest`` (..., *out) the samples start + j step (j < out)
+    of the inverse real FFT of the half-spectrum ``t`` (trailing
+    dimensions), one axis at a time: after each axis's inverse
+    transform only the window's rows go on, so a weight gradient (a kernel's
+    worth of a transform's length) costs a fraction of the full inverse. The
+    window is cyclic: one starting below 0 (or ending past the length) wraps
+    around, and its pieces are copied straight into ``dest`` (a joined copy
+    would copy the window twice more: psf31@256's input gradient)."""
+    k = len(lengths)
+    dims = list(range(t.dim() - k, t.dim()))
+    count = list(dest.shape[-k:])
+    if 2 * math.prod(count[:-1]) > math.prod(lengths[:-1]):
         # A window of most rows: one inverse, then the window (see _rfft).
-        t = torch.fft.irfftn(t, s=lengths, dim=dims)
-        for d, a, m in zip(dims, start, size):
-            t = _cyclic_window(t, d, a, m)
-        return t
-    for d, n, a, m in zip(dims[:-1], lengths[:-1], start[:-1], size[:-1]):
-        t = _cyclic_window(torch.fft.ifft(t, n=n, dim=d), d, a, m)
-    return _cyclic_window(torch.fft.irfft(t, n=lengths[-1], dim=dims[-1]), dims[-1], start[-1],
-                          size[-1])
+        _copy_cyclic(dest, torch.fft.irfftn(t, s=lengths, dim=dims), dims, start, count, step)
+        return
+    for d, n, a, m, h in zip(dims[:-1], lengths[:-1], start[:-1], count[:-1], step[:-1]):
+        t = _cyclic_window(torch.fft.ifft(t, n=n, dim=d), d, a, m, h)
+    _copy_cyclic(dest, torch.fft.irfft(t, n=lengths[-1], dim=dims[-1]), dims,
+                 [0] * (k - 1) + [start[-1]], count, [1] * (k - 1) + [step[-1]])
 
 
-def _cyclic_window(t: Tensor, dim: int, start: int, size: int) -> Tensor:
-    """The indices [start, start + size) of ``dim``, modulo its length (size
-    at most the length): a view, or two pieces joined (an index tensor of
-    int64 would take twice the memory of a float32 window)."""
-    length = t.shape[dim]
+def _cyclic_runs(length: int, start: int, count: int, step: int) -> list[tuple[slice, slice]]:
+    """The indices start + j step (j < count) of an axis of ``length``,
+    modulo it, spanning at most the length: one or two runs without
+    wrap-around, each as (slice of j, slice of the axis)."""
     start %= length
-    first = min(size, length - start)
-    if first == size:
-        return t.narrow(dim, start, size)
-    return torch.cat([t.narrow(dim, start, first), t.narrow(dim, 0, size - first)], dim)
+    first = min(count, -(-(length - start) // step))
+    runs = [(slice(0, first), slice(start, start + (first - 1) * step + 1, step))]
+    if first < count:
+        begin = start + first * step - length
+        runs.append((slice(first, count),
+                     slice(begin, begin + (count - first - 1) * step + 1, step)))
+    return runs
+
+
+def _cyclic_window(t: Tensor, dim: int, start: int, count: int, step: int = 1) -> Tensor:
+    """The indices start + j step (j < count) of ``dim``, modulo its length
+    (see :func:`_cyclic_runs`): a view, or two pieces joined (an index
+    tensor of int64 would take twice the memory of a float32 window)."""
+    pieces = [t[(slice(None),) * (dim % t.dim()) + (source,)]
+              for _, source in _cyclic_runs(t.shape[dim], start, count, step)]
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim)
+
+
+def _copy_cyclic(dest: Tensor, t: Tensor, dims: Sequence[int], start: Sequence[int],
+                 count: Sequence[int], step: Sequence[int]) -> None:
+    """dest[..., j] = t[..., (start + j step) mod length] over ``dims``, a
+    piece without wrap-around at a time."""
+    runs = [_cyclic_runs(t.shape[d], a, m, h) for d, a, m, h in zip(dims, start, count, step)]
+    lead = (slice(None),) * (t.dim() - len(dims))
+    for pieces in itertools.product(*runs):
+        dest[lead + tuple(j for j, _ in pieces)].copy_(t[lead + tuple(i for _, i in pieces)])
 
 
 def _frequencies(lengths: Sequence[int]) -> tuple[int, ...]:
@@ -297,7 +328,8 @@ def _budget(input: Tensor) -> int:
     return max(input.numel() * input.element_size() // BLOCK_INPUT_SHARE, BLOCK_MIN_BYTES)
 
 
-def _blocks(input: Tensor, out_per_group: int, lengths: Sequence[int], groups: int) -> Blocks:
+def _blocks(input: Tensor, out_per_group: int, lengths: Sequence[int], groups: int,
+            budget: int) -> Blocks:
     """The blocks of :func:`fft_forward` and :func:`fft_backward`.
 
     A layer whose spectra together take at most WHOLE_LAYER_BYTES is one
@@ -319,7 +351,6 @@ def _blocks(input: Tensor, out_per_group: int, lengths: Sequence[int], groups: i
     n, c_per = int(input.shape[0]), int(input.shape[1]) // groups
     complex_bytes = 2 * input.element_size()
     map_bytes = math.prod(_frequencies(lengths)) * complex_bytes
-    budget = _budget(input)
     whole_layer = (n * (c_per + out_per_group) + out_per_group * c_per) * groups * map_bytes
     if whole_layer <= WHOLE_LAYER_BYTES:
         return Blocks(groups, n, c_per, out_per_group)
@@ -401,23 +432,52 @@ def _spectrum(t: Tensor, lengths: Sequence[int], budget: int) -> Tensor:
 
 
 def _inverse_into(dest: Tensor, spectrum: Tensor, lengths: Sequence[int], start: Sequence[int],
-                  size: Sequence[int], budget: int, step: Optional[Sequence[int]] = None) -> None:
-    """Writes into ``dest`` (..., *out) the window [start, start + size) of
-    the inverse transform of ``spectrum`` (..., F), taking every ``step``-th
-    sample of it when given (a dilated kernel's taps), a chunk of at most
-    ``budget`` bytes of spectrum at a time (see :func:`_spectrum`)."""
+                  budget: int, step: Optional[Sequence[int]] = None) -> None:
+    """Writes into ``dest`` (..., *out) the samples start + j step (j <
+    out, cyclic; step 1 unless given: a dilated kernel's taps take every
+    d-th) of the inverse transform of ``spectrum`` (..., F), a chunk of at
+    most ``budget`` bytes of spectrum at a time (see :func:`_spectrum`)."""
     map_bytes = spectrum.shape[-1] * spectrum.element_size()
     frequencies = _frequencies(lengths)
+    step = step or [1] * len(lengths)
     for index in _chunks(tuple(spectrum.shape[:-1]), map_bytes, budget, lengths,
                         spectrum.device):
-        window = _irfft_window(spectrum[index].unflatten(-1, frequencies), lengths, start, size)
-        if step is not None and any(d != 1 for d in step):
-            window = window[(Ellipsis,) + tuple(slice(None, None, d) for d in step)]
-        dest[index].copy_(window)
+        _irfft_window_into(dest[index], spectrum[index].unflatten(-1, frequencies), lengths,
+                           start, step)
+
+
+# Where a layer's weight needs no gradient, its spectra can be kept between
+# calls (torchflip.nn._flip_cache): a function (key, bytes, compute) -> the
+# kept spectrum, or None where it is not kept (then nothing is computed).
+WeightSpectra = Callable[[tuple, int, Callable[[], Tensor]], Optional[Tensor]]
+
+
+def _kept_weight_spectrum(weight_spectra: Optional[WeightSpectra], w_dilated: Tensor,
+                          lengths: Sequence[int], groups: int, budget: int) -> Optional[Tensor]:
+    """The whole weight's spectrum (g, O/g, C/g, F) as ``weight_spectra``
+    keeps it, or None."""
+    if weight_spectra is None:
+        return None
+    nbytes = (math.prod(w_dilated.shape[:2]) * math.prod(_frequencies(lengths)) * 2
+              * w_dilated.element_size())
+    key = (tuple(lengths), groups, tuple(w_dilated.shape[2:]))
+    return weight_spectra(key, nbytes, lambda: _spectrum(w_dilated.unflatten(0, (groups, -1)),
+                                                         lengths, budget))
+
+
+def _weight_block(w_g: Tensor, w_g_kept: Optional[Tensor], o0: int, os: int, c0: int, cs: int,
+                  lengths: Sequence[int], budget: int) -> Tensor:
+    """The spectrum of the output channels [o0, o0 + os) and input channels
+    [c0, c0 + cs) of ``w_g`` (gs, O/g, C/g, *K), the weight of a block of
+    groups: a view of its kept spectrum where there is one."""
+    if w_g_kept is not None:
+        return w_g_kept.narrow(1, o0, os).narrow(2, c0, cs)
+    return _spectrum(w_g.narrow(1, o0, os).narrow(2, c0, cs), lengths, budget)
 
 
 def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
                      padding: Sequence[int], dilation: Sequence[int], groups: int,
+                     weight_spectra: Optional[WeightSpectra] = None,
                      out: Optional[Tensor] = None) -> Tensor:
     """:func:`fft_conv`'s result (written into ``out`` when given), computed
     a block of groups, samples, input channels and output channels at a time
@@ -436,20 +496,22 @@ def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
     w_dilated = _dilate(weight, dilation)
     kernel = w_dilated.shape[2:]
     c_per, o_per = input.shape[1] // groups, weight.shape[0] // groups
-    blocks = _blocks(input, o_per, lengths, groups)
-    budget = _budget(input)
+    budget = FORWARD_BUDGETS * _budget(input)
+    blocks = _blocks(input, o_per, lengths, groups, budget)
     start = [k - 1 - p for k, p in zip(kernel, padding)]
     out_size = [s + 2 * p - k + 1 for s, p, k in zip(input.shape[2:], padding, kernel)]
     if out is None:
         out = input.new_empty((n, weight.shape[0], *out_size))
     channel_blocks = list(_ranges(c_per, blocks.channels))
     output_blocks = list(_ranges(o_per, blocks.outputs))
+    w_kept = _kept_weight_spectrum(weight_spectra, w_dilated, lengths, groups, budget)
     for g0, gs in _ranges(groups, blocks.groups):
         x_g = input.narrow(1, g0 * c_per, gs * c_per)
         w_g = w_dilated.narrow(0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
+        w_g_kept = None if w_kept is None else w_kept.narrow(0, g0, gs)
         out_g = out.narrow(1, g0 * o_per, gs * o_per).unflatten(1, (gs, o_per))
         # A spectrum that one block covers whole is transformed once.
-        w_whole = (_spectrum(w_g, lengths, budget)
+        w_whole = (_weight_block(w_g, w_g_kept, 0, o_per, 0, c_per, lengths, budget)
                    if len(channel_blocks) == 1 and len(output_blocks) == 1 else None)
         for n0, ns in _ranges(n, blocks.samples):
             x_n = x_g.narrow(0, n0, ns)
@@ -461,13 +523,12 @@ def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
                     x_hat = (x_whole if x_whole is not None
                              else _spectrum(_channels(x_n, gs, c0, cs), lengths, budget))
                     w_hat = (w_whole if w_whole is not None
-                             else _spectrum(w_g.narrow(1, o0, os).narrow(2, c0, cs), lengths,
-                                            budget))
+                             else _weight_block(w_g, w_g_kept, o0, os, c0, cs, lengths, budget))
                     y_hat = _mix_forward(x_hat, w_hat, y_hat)
                     # Freed before the next block's spectra are made.
                     del x_hat, w_hat
                 _inverse_into(out_g.narrow(0, n0, ns).narrow(2, o0, os), y_hat, lengths, start,
-                              out_size, budget)
+                              budget)
                 del y_hat
             del x_whole
     if bias is not None:
@@ -477,7 +538,9 @@ def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
 
 def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                       padding: Sequence[int], dilation: Sequence[int], groups: int,
-                      mask: Sequence[bool]) -> tuple[Optional[Tensor], ...]:
+                      mask: Sequence[bool],
+                      weight_spectra: Optional[WeightSpectra] = None
+                      ) -> tuple[Optional[Tensor], ...]:
     """(grad_input, grad_weight) of :func:`_blocked_forward` for the
     gradients ``mask`` asks for, by the correlation formulas of the module
     doc, a block at a time."""
@@ -486,8 +549,8 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
     w_dilated = _dilate(weight, dilation)
     kernel = w_dilated.shape[2:]
     c_per, o_per = input.shape[1] // groups, weight.shape[0] // groups
-    blocks = _blocks(input, o_per, lengths, groups)
     budget = _budget(input)
+    blocks = _blocks(input, o_per, lengths, groups, budget)
     channel_blocks = list(_ranges(c_per, blocks.channels))
     output_blocks = list(_ranges(o_per, blocks.outputs))
     # The output gradient sits at [K_d - 1, S_p) of the full result; it is
@@ -498,12 +561,15 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
     grad_start = [p - (k - 1) for p, k in zip(padding, kernel)]
     grad_input = input.new_empty(input.shape) if mask[0] else None
     grad_weight = weight.new_empty(weight.shape) if mask[1] else None
+    w_kept = (_kept_weight_spectrum(weight_spectra, w_dilated, lengths, groups, budget)
+              if mask[0] else None)
     for g0, gs in _ranges(groups, blocks.groups):
         x_g = input.narrow(1, g0 * c_per, gs * c_per)
         g_g = grad_output.narrow(1, g0 * o_per, gs * o_per).unflatten(1, (gs, o_per))
         w_g = w_dilated.narrow(0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
-        w_whole = (_spectrum(w_g, lengths, budget) if mask[0] and len(channel_blocks) == 1
-                   and len(output_blocks) == 1 else None)
+        w_g_kept = None if w_kept is None else w_kept.narrow(0, g0, gs)
+        w_whole = (_weight_block(w_g, w_g_kept, 0, o_per, 0, c_per, lengths, budget)
+                   if mask[0] and len(channel_blocks) == 1 and len(output_blocks) == 1 else None)
         # The weight gradient's spectrum of a block of channels sums over
         # every block of samples (there are several only with one block of
         # input and of output channels).
@@ -512,7 +578,7 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
         def store_weight_grad(c0: int, cs: int, o0: int, os: int) -> None:
             target = grad_weight.narrow(0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
             _inverse_into(target.narrow(1, o0, os).narrow(2, c0, cs),
-                          w_grad_hats.pop((c0, cs, o0, os)), lengths, grad_start, kernel, budget,
+                          w_grad_hats.pop((c0, cs, o0, os)), lengths, grad_start, budget,
                           dilation)
 
         for n0, ns in _ranges(n, blocks.samples):
@@ -527,8 +593,8 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                              else _spectrum(g_n.narrow(2, o0, os), lengths, budget))
                     if mask[0]:
                         w_hat = (w_whole if w_whole is not None
-                                 else _spectrum(w_g.narrow(1, o0, os).narrow(2, c0, cs), lengths,
-                                                budget))
+                                 else _weight_block(w_g, w_g_kept, o0, os, c0, cs, lengths,
+                                                    budget))
                         gx_hat = _mix_input_grad(g_hat, w_hat, gx_hat)
                         # Freed before the next block's spectra are made.
                         del w_hat
@@ -541,7 +607,7 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                 if mask[0]:
                     target = grad_input.narrow(0, n0, ns).narrow(1, g0 * c_per, gs * c_per)
                     _inverse_into(_channels(target, gs, c0, cs), gx_hat, lengths, grad_start,
-                                  input.shape[2:], budget)
+                                  budget)
                 del x_hat, gx_hat
             del g_whole
         for key in list(w_grad_hats):
@@ -660,7 +726,7 @@ def _overlap_add(segments: Tensor, hop: int, length: int) -> Tensor:
 
 def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
                           padding: Sequence[int], dilation: Sequence[int], groups: int,
-                          hop: int) -> Tensor:
+                          hop: int, weight_spectra: Optional[WeightSpectra] = None) -> Tensor:
     """:func:`fft_conv`'s result for a 1-D layer by overlap-save: the padded
     signal's segments [j hop, j hop + hop + K_d - 1) give the outputs
     [j hop, (j + 1) hop) as 'valid' convolutions, which the blocked engine
@@ -680,7 +746,7 @@ def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
     out = input.new_empty((n, weight.shape[0], count * hop))
     for i in range(n):
         _blocked_forward(_segments(x_p[i], hop + kernel - 1, hop, count), weight, None, [0],
-                         dilation, groups, out=_segments(out[i], hop, hop, count))
+                         dilation, groups, weight_spectra, out=_segments(out[i], hop, hop, count))
     if count * hop != length:
         out = out.narrow(2, 0, length).contiguous()
     if bias is not None:
@@ -690,7 +756,9 @@ def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
 
 def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                            padding: Sequence[int], dilation: Sequence[int], groups: int,
-                           mask: Sequence[bool], hop: int) -> tuple[Optional[Tensor], ...]:
+                           mask: Sequence[bool], hop: int,
+                           weight_spectra: Optional[WeightSpectra] = None
+                           ) -> tuple[Optional[Tensor], ...]:
     """The gradients of :func:`_overlap_save_forward`: the blocked engine's,
     segment by segment; the segments' input gradients overlap-add.
 
@@ -706,11 +774,11 @@ def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
     for i in range(n):
         parts = [_blocked_backward(_segments(grad_output[i], hop, hop, count),
                                    _segments(x_p[i], hop + kernel - 1, hop, count), weight, [0],
-                                   dilation, groups, mask)]
+                                   dilation, groups, mask, weight_spectra)]
         if rest:
             parts.append(_blocked_backward(grad_output[i:i + 1, :, count * hop:],
                                            x_p[i:i + 1, :, count * hop:], weight, [0], dilation,
-                                           groups, mask))
+                                           groups, mask, weight_spectra))
         if mask[1]:
             for _, gw in parts:
                 grad_weight = gw if grad_weight is None else grad_weight + gw
@@ -724,31 +792,37 @@ def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
 
 
 def fft_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int],
-                dilation: Sequence[int], groups: int) -> Tensor:
+                dilation: Sequence[int], groups: int,
+                weight_spectra: Optional[WeightSpectra] = None) -> Tensor:
     """:func:`fft_conv`'s result in eager mode, by overlap-save for long 1-D
     signals of few rows (:func:`_overlap_save_hop`) and for 1-D filter banks
     (:func:`_filter_bank_hop`), by whole transforms in blocks otherwise.
-    Gradients come from :func:`fft_backward`."""
+    Gradients come from :func:`fft_backward`. ``weight_spectra`` keeps the
+    weight's spectra between calls (see WeightSpectra)."""
     hop = _overlap_save_hop(input, weight, padding, dilation)
     if hop is None:
         hop = _filter_bank_hop(input, weight, padding, dilation, groups)
     if hop is not None:
-        return _overlap_save_forward(input, weight, bias, padding, dilation, groups, hop)
-    return _blocked_forward(input, weight, bias, padding, dilation, groups)
+        return _overlap_save_forward(input, weight, bias, padding, dilation, groups, hop,
+                                     weight_spectra)
+    return _blocked_forward(input, weight, bias, padding, dilation, groups, weight_spectra)
 
 
 def fft_backward(grad_output: Tensor, input: Tensor, weight: Tensor, padding: Sequence[int],
-                 dilation: Sequence[int], groups: int,
-                 mask: Sequence[bool]) -> tuple[Optional[Tensor], ...]:
+                 dilation: Sequence[int], groups: int, mask: Sequence[bool],
+                 weight_spectra: Optional[WeightSpectra] = None) -> tuple[Optional[Tensor], ...]:
     """(grad_input, grad_weight, grad_bias) of :func:`fft_forward` for the
     gradients ``mask`` asks for. Built from differentiable operations, so a
-    backward pass with create_graph=True can differentiate it again."""
+    backward pass with create_graph=True can differentiate it again (kept
+    weight spectra carry no gradient: only a weight that needs none may
+    have them)."""
     hop = _overlap_save_hop(input, weight, padding, dilation)
     if hop is None:
         grad_input, grad_weight = _blocked_backward(grad_output, input, weight, padding,
-                                                    dilation, groups, mask)
+                                                    dilation, groups, mask, weight_spectra)
     else:
         grad_input, grad_weight = _overlap_save_backward(grad_output, input, weight, padding,
-                                                         dilation, groups, mask, hop)
+                                                         dilation, groups, mask, hop,
+                                                         weight_spectra)
     grad_bias = grad_output.sum([0] + list(range(2, grad_output.dim()))) if mask[2] else None
     return grad_input, grad_weight, grad_bias

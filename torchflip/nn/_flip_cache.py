@@ -1,22 +1,29 @@
-"""Reuse of the flipped weight while a layer's weight is unchanged.
+"""Reuse of the flipped weight, and of its spectra, while a layer's weight is
+unchanged.
 
 When no gradient will flow to the weight (inference, torch.no_grad, a frozen
 layer), a true-convolution layer is exactly torch's cross-correlation with the
 spatially flipped weight. The flip costs a full copy of the weight on every
 call, which is a visible fraction of a deep layer's time; this cache keeps the
-flipped copy and rebuilds it only when the weight may have changed.
+flipped copy and rebuilds it only when the weight may have changed. A layer
+on the FFT engine keeps the weight's spectrum instead, for the same reason:
+transforming a 3 -> 3 channel 31x31 kernel at 288x288 took a third of the
+forward pass (psf31@256). Spectra are kept up to SPECTRA_MAX_BYTES per
+layer, since a spectrum is far larger than its kernel (psf31@256: 3 MB for a
+35 KB weight); larger ones are transformed on every call, a block at a time.
 
 The key is the weight tensor's identity (a weak reference), its version
 counter (bumped by every in-place change: optimizer steps, load_state_dict,
 ``with torch.no_grad(): w.mul_(2)``), data pointer, device, dtype, shape and
-strides, so a stale flip is never served after an optimizer step, an in-place
-edit, load_state_dict or .to(). Costs one extra weight-sized tensor per layer
-(none for 1x1 kernels, which are their own reversal and are used as they are).
+strides, so a stale flip or spectrum is never served after an optimizer
+step, an in-place edit, load_state_dict or .to(). The flip costs one extra
+weight-sized tensor per layer (none for 1x1 kernels, which are their own
+reversal and are used as they are).
 
 Edits through ``.data`` (or a numpy view) bypass the version counter, as they
 bypass autograd. To catch the common whole-tensor ones (EMA updates, copies,
 re-initialisation, scaling), a hit also compares 16 elements sampled across
-the weight with their values when the flip was made. An edit that touches
+the weight with their values when the entry was made. An edit that touches
 none of the sampled elements can still be missed: call
 ``layer.clear_flip_cache()`` after such edits, or turn the cache off with
 :func:`set_flip_cache_enabled`.
@@ -25,7 +32,7 @@ none of the sampled elements can still be missed: call
 from __future__ import annotations
 
 import weakref
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -71,10 +78,15 @@ def plain_eager(weight: Tensor) -> bool:
     return not _ops.functorch_transform_active()
 
 
+# The most bytes of spectra one layer keeps (see the module doc).
+SPECTRA_MAX_BYTES = 4 << 20
+
+
 class FlippedWeightCache:
-    """One layer's cached flip. The entry (weight reference, key, flipped) is
-    read and replaced as a single tuple, so threads sharing a layer never
-    pair one weight's key with another weight's flip."""
+    """One layer's cached flip and spectra. The entry (weight reference, key,
+    samples, derived values) is read and replaced as a single tuple, so
+    threads sharing a layer never pair one weight's key with another
+    weight's values."""
 
     def __init__(self) -> None:
         self._entry: Optional[tuple] = None
@@ -89,22 +101,49 @@ class FlippedWeightCache:
             return False
         return plain_eager(weight)
 
-    def get(self, weight: Tensor) -> Tensor:
-        if weight.shape[2:].numel() == 1:
-            return weight  # a 1x1 kernel is its own reversal: nothing to keep
+    def _derived(self, weight: Tensor) -> dict:
+        """The values derived from ``weight`` as it is now: the entry's, or
+        a new empty entry's where the weight may have changed."""
         key = _key(weight)
         entry = self._entry
         # The key pins the data pointer, shape and strides, so the entry's
         # sample view addresses the same elements of this weight.
         if (entry is not None and entry[0]() is weight and entry[1] == key
-                and torch.equal(_sampled(weight, entry[4]), entry[3])):
-            return entry[2]
+                and torch.equal(_sampled(weight, entry[3]), entry[2])):
+            return entry[4]
         data = weight.detach()
         view = _sample_view(data)
-        flipped = data.flip(list(range(2, data.dim())))
-        samples = _sampled(data, view).clone()
-        self._entry = (weakref.ref(weight), key, flipped, samples, view)
+        derived: dict = {}
+        self._entry = (weakref.ref(weight), key, _sampled(data, view).clone(), view, derived)
+        return derived
+
+    def get(self, weight: Tensor) -> Tensor:
+        """The weight flipped along its spatial dimensions."""
+        if weight.shape[2:].numel() == 1:
+            return weight  # a 1x1 kernel is its own reversal: nothing to keep
+        derived = self._derived(weight)
+        flipped = derived.get("flip")
+        if flipped is None:
+            data = weight.detach()
+            flipped = derived["flip"] = data.flip(list(range(2, data.dim())))
         return flipped
+
+    def spectrum(self, weight: Tensor, key: tuple, nbytes: int,
+                 compute: Callable[[], Tensor]) -> Optional[Tensor]:
+        """The spectrum ``compute()`` of ``weight`` named by ``key`` (its
+        transform lengths and layout), kept while the weight is unchanged;
+        None, without computing it, where keeping its ``nbytes`` would take
+        the layer's spectra past SPECTRA_MAX_BYTES."""
+        derived = self._derived(weight)
+        spectra = derived.setdefault("spectra", {})
+        found = spectra.get(key)
+        if found is not None:
+            return found
+        if nbytes + sum(t.nbytes for t in spectra.values()) > SPECTRA_MAX_BYTES:
+            return None
+        with torch.no_grad():
+            found = spectra[key] = compute()
+        return found
 
     def clear(self) -> None:
         self._entry = None
@@ -124,7 +163,8 @@ _enabled = True
 
 
 def set_flip_cache_enabled(enabled: bool) -> None:
-    """Turns the reuse of flipped weights on (default) or off for every layer.
+    """Turns the reuse of flipped weights and of their spectra on (default) or
+    off for every layer.
 
     Turn it off, or call ``layer.clear_flip_cache()``, if weights are edited
     partially through ``.data`` (or a numpy view): such edits bypass the
@@ -146,8 +186,8 @@ class FlipCacheMixin:
     _flip_cache: FlippedWeightCache
 
     def clear_flip_cache(self) -> None:
-        """Drops the cached flipped weight (needed only after edits through
-        ``.data``; see torchflip.nn.set_flip_cache_enabled)."""
+        """Drops the cached flipped weight and spectra (needed only after
+        edits through ``.data``; see torchflip.nn.set_flip_cache_enabled)."""
         self._flip_cache.clear()
 
     def _replicate_for_data_parallel(self):

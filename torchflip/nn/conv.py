@@ -15,6 +15,8 @@ cross-correlation.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Optional
 
 import torch
@@ -130,8 +132,12 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
                 # time (about 10 us a call, 0.1-0.3% of a small layer's step).
                 return _ops.conv(input, weight, bias, self.stride, padding, self.dilation,
                                  self.groups)
+        spectra = None
+        if engines.uses_fft and FlippedWeightCache.applies(weight):
+            # No gradient reaches the weight: its spectra are kept.
+            spectra = functools.partial(self._flip_cache.spectrum, weight)
         return TF._conv_nd(input, weight, bias, self.stride, padding, self.dilation, self.groups,
-                           self._dims, engines)
+                           self._dims, engines, spectra)
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, self.weight, self.bias)

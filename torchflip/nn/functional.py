@@ -43,7 +43,7 @@ from torch import Tensor
 
 from torchflip import _ops
 from torchflip.nn._engines import true_conv
-from torchflip.nn._fft_conv import check_fft_inputs, fft_supports
+from torchflip.nn._fft_conv import WeightSpectra, check_fft_inputs, fft_supports
 from torchflip.nn._method import DIRECT, Engines, check_method, choose_engines
 from torchflip.nn._arguments import (
     IntOrTuple,
@@ -67,9 +67,11 @@ __all__ = [
 
 def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntOrTuple,
              padding: PaddingArg, dilation: IntOrTuple, groups: int, dims: int,
-             method: Union[str, Engines]) -> Tensor:
+             method: Union[str, Engines], weight_spectra: Optional[WeightSpectra] = None
+             ) -> Tensor:
     """The forward convolutions; ``method`` is a public method name, or the
-    engines a layer has already chosen for 'auto'."""
+    engines a layer has already chosen for 'auto'; a layer whose weight needs
+    no gradient passes ``weight_spectra`` (see torchflip.nn._engines)."""
     op = f"torchflip.nn.functional.conv{dims}d"
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: expected 'input' to be a Tensor, but got {type(input).__name__}")
@@ -104,7 +106,8 @@ def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntO
             # Nothing to transform, or a dtype the FFT does not serve.
             # (Non-finite operands are checked where the FFT runs.)
             engines = DIRECT
-    out = true_conv(input, weight, bias, stride_t, padding_t, dilation_t, groups, engines)
+    out = true_conv(input, weight, bias, stride_t, padding_t, dilation_t, groups, engines,
+                    weight_spectra)
     return out.squeeze(0) if unbatched else out
 
 

@@ -77,9 +77,10 @@ WHOLE_LAYER_BYTES = 1 << 20
 # The forward pass's blocks take this many budgets. It holds no gradient
 # spectra, so its peak stays under the backward pass's (which sets the peak
 # of a training step) with blocks twice as large: on the large-kernel
-# benchmark layers the forward's peak rose from 0.6-0.9 to 0.7-1.0 of the
-# backward's (output included), and the forward took 0.70-0.97 of the time
-# at two threads (dw7x7@64 0.70, bank1025@16k 0.78, psf31@256 0.94).
+# benchmark layers the forward's peak rose from 0.58-0.89 of the backward's
+# (output included) to 0.73-1.04 (fir4096@64k: 2.9 MB against 2.8), and the
+# forward took 0.70-0.97 of the time at two threads (dw7x7@64 0.70,
+# bank1025@16k 0.78, psf31@256 0.94).
 FORWARD_BUDGETS = 2
 # A transform is cut into chunks of at least this many 1-D rows: torch.fft
 # plans every call afresh (on MKL, ATen's x86 CPU backend, 45 us of a 48 us

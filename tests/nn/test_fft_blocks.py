@@ -147,7 +147,7 @@ def test_chunked_transforms_match_whole_ones(tiny_budget):
     chunked = _fft_conv._spectrum(t, lengths, budget=1)
     torch.testing.assert_close(chunked, whole)
     out = torch.empty(3, 2, 4, 6, dtype=torch.float64)
-    _fft_conv._inverse_into(out, whole, lengths, [-1, 2], budget=1)
+    _fft_conv._inverse_into(out, whole, lengths, [-1, 2], [4, 6], budget=1)
     inverse = torch.fft.irfftn(whole.unflatten(-1, (8, 7)), s=lengths)
     expected = inverse.roll(1, -2)[..., :4, 2:8]
     torch.testing.assert_close(out, expected)
@@ -213,7 +213,9 @@ def test_inverse_windows_wrap_and_step_like_indexing(start, step, rows, cols, ti
     full = torch.fft.irfftn(spectrum.unflatten(-1, (25, 6)), s=lengths)
     for count in rows:
         out = torch.empty(2, 3, count, cols, dtype=torch.float64)
-        _fft_conv._inverse_into(out, spectrum, lengths, list(start), budget=1, step=list(step))
+        size = [step[0] * (count - 1) + 1, step[1] * (cols - 1) + 1]
+        _fft_conv._inverse_into(out, spectrum, lengths, list(start), size, budget=1,
+                                step=list(step))
         i = (start[0] + step[0] * torch.arange(count)) % 25
         j = (start[1] + step[1] * torch.arange(cols)) % 10
         torch.testing.assert_close(out, full[:, :, i][:, :, :, j])

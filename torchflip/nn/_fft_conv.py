@@ -43,7 +43,9 @@ torch.compile, torch.func, tracing or export, :func:`fft_conv` computes the
 same formula in one block, with autograd through torch.fft.
 
 Speed. The eager engine transforms nothing it can skip: the weight's
-spectrum once per block of groups (not per block of samples), operands
+spectrum once per block of groups (not per block of samples), or not at all
+where a layer keeps it (a weight that needs no gradient, see
+torchflip.nn._flip_cache), operands
 without their zero padding (padding before an operand only shifts the
 result's window), one axis at a time so that the zero rows a small kernel
 gains from padding are never transformed, and inverse transforms only for
@@ -54,7 +56,6 @@ channels per frequency.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Callable, NamedTuple, Optional, Sequence
 
@@ -176,60 +177,37 @@ def _rfft(t: Tensor, lengths: Sequence[int]) -> Tensor:
     return out
 
 
-def _irfft_window_into(dest: Tensor, t: Tensor, lengths: Sequence[int], start: Sequence[int],
-                       step: Sequence[int]) -> None:
-    """Writes into ``dest`` (..., *out) the samples start + j step (j < out)
-    of the inverse real FFT of the half-spectrum ``t`` (trailing
-    dimensions), one axis at a time: after each axis's inverse
-    transform only the window's rows go on, so a weight gradient (a kernel's
-    worth of a transform's length) costs a fraction of the full inverse. The
-    window is cyclic: one starting below 0 (or ending past the length) wraps
-    around, and its pieces are copied straight into ``dest`` (a joined copy
-    would copy the window twice more: psf31@256's input gradient)."""
-    k = len(lengths)
-    dims = list(range(t.dim() - k, t.dim()))
-    count = list(dest.shape[-k:])
-    if 2 * math.prod(count[:-1]) > math.prod(lengths[:-1]):
+def _irfft_window(t: Tensor, lengths: Sequence[int], start: Sequence[int],
+                  size: Sequence[int]) -> Tensor:
+    """The window [start, start + size) of the inverse real FFT of the
+    half-spectrum ``t`` (trailing dimensions), one axis at a time: after each
+    axis's inverse transform only the window's rows go on, so a weight
+    gradient (a kernel's worth of a transform's length) costs a fraction of
+    the full inverse. The result is cyclic: a window starting below 0 (or
+    ending past the length) wraps around."""
+    dims = list(range(t.dim() - len(lengths), t.dim()))
+    if 2 * math.prod(size[:-1]) > math.prod(lengths[:-1]):
         # A window of most rows: one inverse, then the window (see _rfft).
-        _copy_cyclic(dest, torch.fft.irfftn(t, s=lengths, dim=dims), dims, start, count, step)
-        return
-    for d, n, a, m, h in zip(dims[:-1], lengths[:-1], start[:-1], count[:-1], step[:-1]):
-        t = _cyclic_window(torch.fft.ifft(t, n=n, dim=d), d, a, m, h)
-    _copy_cyclic(dest, torch.fft.irfft(t, n=lengths[-1], dim=dims[-1]), dims,
-                 [0] * (k - 1) + [start[-1]], count, [1] * (k - 1) + [step[-1]])
+        t = torch.fft.irfftn(t, s=lengths, dim=dims)
+        for d, a, m in zip(dims, start, size):
+            t = _cyclic_window(t, d, a, m)
+        return t
+    for d, n, a, m in zip(dims[:-1], lengths[:-1], start[:-1], size[:-1]):
+        t = _cyclic_window(torch.fft.ifft(t, n=n, dim=d), d, a, m)
+    return _cyclic_window(torch.fft.irfft(t, n=lengths[-1], dim=dims[-1]), dims[-1], start[-1],
+                          size[-1])
 
 
-def _cyclic_runs(length: int, start: int, count: int, step: int) -> list[tuple[slice, slice]]:
-    """The indices start + j step (j < count) of an axis of ``length``,
-    modulo it, spanning at most the length: one or two runs without
-    wrap-around, each as (slice of j, slice of the axis)."""
+def _cyclic_window(t: Tensor, dim: int, start: int, size: int) -> Tensor:
+    """The indices [start, start + size) of ``dim``, modulo its length (size
+    at most the length): a view, or two pieces joined (an index tensor of
+    int64 would take twice the memory of a float32 window)."""
+    length = t.shape[dim]
     start %= length
-    first = min(count, -(-(length - start) // step))
-    runs = [(slice(0, first), slice(start, start + (first - 1) * step + 1, step))]
-    if first < count:
-        begin = start + first * step - length
-        runs.append((slice(first, count),
-                     slice(begin, begin + (count - first - 1) * step + 1, step)))
-    return runs
-
-
-def _cyclic_window(t: Tensor, dim: int, start: int, count: int, step: int = 1) -> Tensor:
-    """The indices start + j step (j < count) of ``dim``, modulo its length
-    (see :func:`_cyclic_runs`): a view, or two pieces joined (an index
-    tensor of int64 would take twice the memory of a float32 window)."""
-    pieces = [t[(slice(None),) * (dim % t.dim()) + (source,)]
-              for _, source in _cyclic_runs(t.shape[dim], start, count, step)]
-    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim)
-
-
-def _copy_cyclic(dest: Tensor, t: Tensor, dims: Sequence[int], start: Sequence[int],
-                 count: Sequence[int], step: Sequence[int]) -> None:
-    """dest[..., j] = t[..., (start + j step) mod length] over ``dims``, a
-    piece without wrap-around at a time."""
-    runs = [_cyclic_runs(t.shape[d], a, m, h) for d, a, m, h in zip(dims, start, count, step)]
-    lead = (slice(None),) * (t.dim() - len(dims))
-    for pieces in itertools.product(*runs):
-        dest[lead + tuple(j for j, _ in pieces)].copy_(t[lead + tuple(i for _, i in pieces)])
+    first = min(size, length - start)
+    if first == size:
+        return t.narrow(dim, start, size)
+    return torch.cat([t.narrow(dim, start, first), t.narrow(dim, 0, size - first)], dim)
 
 
 def _frequencies(lengths: Sequence[int]) -> tuple[int, ...]:
@@ -433,18 +411,19 @@ def _spectrum(t: Tensor, lengths: Sequence[int], budget: int) -> Tensor:
 
 
 def _inverse_into(dest: Tensor, spectrum: Tensor, lengths: Sequence[int], start: Sequence[int],
-                  budget: int, step: Optional[Sequence[int]] = None) -> None:
-    """Writes into ``dest`` (..., *out) the samples start + j step (j <
-    out, cyclic; step 1 unless given: a dilated kernel's taps take every
-    d-th) of the inverse transform of ``spectrum`` (..., F), a chunk of at
-    most ``budget`` bytes of spectrum at a time (see :func:`_spectrum`)."""
+                  size: Sequence[int], budget: int, step: Optional[Sequence[int]] = None) -> None:
+    """Writes into ``dest`` (..., *out) the window [start, start + size) of
+    the inverse transform of ``spectrum`` (..., F), taking every ``step``-th
+    sample of it when given (a dilated kernel's taps), a chunk of at most
+    ``budget`` bytes of spectrum at a time (see :func:`_spectrum`)."""
     map_bytes = spectrum.shape[-1] * spectrum.element_size()
     frequencies = _frequencies(lengths)
-    step = step or [1] * len(lengths)
     for index in _chunks(tuple(spectrum.shape[:-1]), map_bytes, budget, lengths,
                         spectrum.device):
-        _irfft_window_into(dest[index], spectrum[index].unflatten(-1, frequencies), lengths,
-                           start, step)
+        window = _irfft_window(spectrum[index].unflatten(-1, frequencies), lengths, start, size)
+        if step is not None and any(d != 1 for d in step):
+            window = window[(Ellipsis,) + tuple(slice(None, None, d) for d in step)]
+        dest[index].copy_(window)
 
 
 # Where a layer's weight needs no gradient, its spectra can be kept between
@@ -529,7 +508,7 @@ def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
                     # Freed before the next block's spectra are made.
                     del x_hat, w_hat
                 _inverse_into(out_g.narrow(0, n0, ns).narrow(2, o0, os), y_hat, lengths, start,
-                              budget)
+                              out_size, budget)
                 del y_hat
             del x_whole
     if bias is not None:
@@ -579,7 +558,7 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
         def store_weight_grad(c0: int, cs: int, o0: int, os: int) -> None:
             target = grad_weight.narrow(0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
             _inverse_into(target.narrow(1, o0, os).narrow(2, c0, cs),
-                          w_grad_hats.pop((c0, cs, o0, os)), lengths, grad_start, budget,
+                          w_grad_hats.pop((c0, cs, o0, os)), lengths, grad_start, kernel, budget,
                           dilation)
 
         for n0, ns in _ranges(n, blocks.samples):
@@ -608,7 +587,7 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                 if mask[0]:
                     target = grad_input.narrow(0, n0, ns).narrow(1, g0 * c_per, gs * c_per)
                     _inverse_into(_channels(target, gs, c0, cs), gx_hat, lengths, grad_start,
-                                  budget)
+                                  input.shape[2:], budget)
                 del x_hat, gx_hat
             del g_whole
         for key in list(w_grad_hats):

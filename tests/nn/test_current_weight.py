@@ -203,3 +203,30 @@ def test_frozen_fft_layer_differentiates_its_input_twice():
     assert _weight_transforms(lambda: layer(x).sum().backward(), layer.weight) == 0
     layer.weight.requires_grad_(True)
     assert _weight_transforms(lambda: layer(x).sum().backward(), layer.weight) == 2
+
+
+def test_spectra_of_the_latest_input_sizes_are_kept(monkeypatch):
+    # Room for about two sizes' spectra: a third size evicts the oldest.
+    from torchflip.nn import _flip_cache
+
+    from torchflip.nn import _fft_conv
+
+    layer = tnn.Conv1d(1, 2, 9, padding=4, method="fft").eval()
+    sizes = [100, 120, 140]
+    lengths = [_fft_conv.transform_lengths([n], [4])[0] for n in sizes]
+    nbytes = [2 * (n // 2 + 1) * 8 for n in lengths]  # two complex64 spectra
+    monkeypatch.setattr(_flip_cache, "SPECTRA_MAX_BYTES", nbytes[1] + nbytes[2] + 100)
+    inputs = [torch.randn(1, 1, n) for n in sizes]
+    with torch.no_grad():
+        for x in inputs:
+            layer(x)
+        assert _weight_transforms(lambda: layer(inputs[2]), layer.weight) == 0
+        assert _weight_transforms(lambda: layer(inputs[1]), layer.weight) == 0
+        assert _weight_transforms(lambda: layer(inputs[0]), layer.weight) == 1
+        for x in inputs:
+            torch.testing.assert_close(layer(x), _expected_1d(layer, x))
+
+
+def _expected_1d(layer, x):
+    with torch.no_grad():
+        return torch_conv(x, layer.weight, layer.bias, padding=layer.padding)

@@ -132,15 +132,18 @@ class FlippedWeightCache:
                  compute: Callable[[], Tensor]) -> Optional[Tensor]:
         """The spectrum ``compute()`` of ``weight`` named by ``key`` (its
         transform lengths and layout), kept while the weight is unchanged;
-        None, without computing it, where keeping its ``nbytes`` would take
-        the layer's spectra past SPECTRA_MAX_BYTES."""
-        derived = self._derived(weight)
-        spectra = derived.setdefault("spectra", {})
+        None, without computing it, where its ``nbytes`` alone exceed
+        SPECTRA_MAX_BYTES. The spectra kept longest make room for a new one
+        (a layer called on inputs of several sizes keeps those of the latest
+        sizes)."""
+        if nbytes > SPECTRA_MAX_BYTES:
+            return None
+        spectra = self._derived(weight).setdefault("spectra", {})
         found = spectra.get(key)
         if found is not None:
             return found
-        if nbytes + sum(t.nbytes for t in spectra.values()) > SPECTRA_MAX_BYTES:
-            return None
+        while spectra and nbytes + sum(t.nbytes for t in spectra.values()) > SPECTRA_MAX_BYTES:
+            del spectra[next(iter(spectra))]
         with torch.no_grad():
             found = spectra[key] = compute()
         return found

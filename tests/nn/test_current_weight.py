@@ -230,3 +230,26 @@ def test_spectra_of_the_latest_input_sizes_are_kept(monkeypatch):
 def _expected_1d(layer, x):
     with torch.no_grad():
         return torch_conv(x, layer.weight, layer.bias, padding=layer.padding)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_values_cached_in_inference_mode_serve_calls_that_track_gradients(kind):
+    """A frozen layer first called under torch.inference_mode, then with an
+    input that needs a gradient: its cached flip or spectrum must not be an
+    inference tensor, which autograd cannot save for the backward pass."""
+    layer, x = _layer(kind)
+    layer.weight.requires_grad_(False)
+    with torch.inference_mode():
+        layer(x)
+    x = x.clone().requires_grad_()
+    out = layer(x)
+    grad, = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    x_ref = x.detach().requires_grad_()
+    expected = torch_conv_transpose if kind == "conv_transpose" else torch_conv
+    kwargs = dict(stride=layer.stride) if kind == "conv_transpose" else dict(padding=1)
+    ref = expected(x_ref, layer.weight, layer.bias, **kwargs)
+    grad_ref, = torch.autograd.grad(ref.square().sum(), x_ref, create_graph=True)
+    torch.testing.assert_close(grad, grad_ref)
+    grad.sum().backward()
+    grad_ref.sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad)

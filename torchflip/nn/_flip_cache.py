@@ -31,6 +31,7 @@ none of the sampled elements can still be missed: call
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Callable, Optional
 
@@ -78,6 +79,15 @@ def plain_eager(weight: Tensor) -> bool:
     return not _ops.functorch_transform_active()
 
 
+@contextlib.contextmanager
+def _plain_tensors():
+    """Where cached values are made: without autograd, and outside inference
+    mode, whose tensors a later call that tracks gradients (a frozen layer
+    passing gradients to its input) could not save for its backward pass."""
+    with torch.inference_mode(False), torch.no_grad():
+        yield
+
+
 # The most bytes of spectra one layer keeps (see the module doc).
 SPECTRA_MAX_BYTES = 4 << 20
 
@@ -114,7 +124,9 @@ class FlippedWeightCache:
         data = weight.detach()
         view = _sample_view(data)
         derived: dict = {}
-        self._entry = (weakref.ref(weight), key, _sampled(data, view).clone(), view, derived)
+        with _plain_tensors():
+            samples = _sampled(data, view).clone()
+        self._entry = (weakref.ref(weight), key, samples, view, derived)
         return derived
 
     def get(self, weight: Tensor) -> Tensor:
@@ -125,7 +137,8 @@ class FlippedWeightCache:
         flipped = derived.get("flip")
         if flipped is None:
             data = weight.detach()
-            flipped = derived["flip"] = data.flip(list(range(2, data.dim())))
+            with _plain_tensors():
+                flipped = derived["flip"] = data.flip(list(range(2, data.dim())))
         return flipped
 
     def spectrum(self, weight: Tensor, key: tuple, nbytes: int,
@@ -144,7 +157,7 @@ class FlippedWeightCache:
             return found
         while spectra and nbytes + sum(t.nbytes for t in spectra.values()) > SPECTRA_MAX_BYTES:
             del spectra[next(iter(spectra))]
-        with torch.no_grad():
+        with _plain_tensors():
             found = spectra[key] = compute()
         return found
 

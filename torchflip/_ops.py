@@ -37,6 +37,17 @@ def functorch_transform_active() -> bool:
     return torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
 
 
+def plain_eager_mode() -> bool:
+    """Whether this call runs in plain eager mode: not under torch.compile,
+    export or tracing, which record the operators, nor under a torch.func
+    transform or forward-mode AD, which need their autograd path. Only there
+    may a layer take its Python shortcuts (the flip cache, the FFT engine's
+    autograd.Function, timing engines)."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    return not functorch_transform_active()
+
+
 def conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Sequence[int],
          padding: Sequence[int], dilation: Sequence[int], groups: int) -> Tensor:
     _inductor.register_when_compiling()

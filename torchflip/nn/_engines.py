@@ -62,11 +62,6 @@ def _forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], engines: Eng
                                      groups)
 
 
-def _eager() -> bool:
-    return not (torch.compiler.is_compiling() or torch.jit.is_tracing()
-                or _ops.functorch_path())
-
-
 def true_conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Sequence[int],
               padding: Sequence[int], dilation: Sequence[int], groups: int,
               engines: Engines, weight_spectra: Optional[WeightSpectra] = None) -> Tensor:
@@ -76,7 +71,7 @@ def true_conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Seq
     the FFT engine's weight spectra between eager calls."""
     if not engines.uses_fft:
         return _ops.conv(input, weight, bias, stride, padding, dilation, groups)
-    if _eager():
+    if _ops.plain_eager_mode():
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                            for t in (input, weight, bias)):
             return TwoEngineConv.apply(input, weight, bias, engines, tuple(padding),

@@ -72,11 +72,7 @@ def plain_eager(weight: Tensor) -> bool:
     the operator in the graph; torch.func and forward-mode AD keep their
     autograd path), and a dtype torch's CPU kernels flip and compare
     (complex32 has neither; the operator splits it into real parts)."""
-    if weight.dtype == torch.complex32:
-        return False
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return False
-    return not _ops.functorch_transform_active()
+    return weight.dtype != torch.complex32 and _ops.plain_eager_mode()
 
 
 @contextlib.contextmanager

@@ -258,6 +258,4 @@ def timing_allowed() -> bool:
     torch.func, and not in deterministic mode, where timings (which differ
     between runs and machines) must not pick the engine, and so the rounding,
     of a computation."""
-    return not (torch.compiler.is_compiling() or torch.jit.is_tracing()
-                or _ops.functorch_transform_active()
-                or torch.are_deterministic_algorithms_enabled())
+    return _ops.plain_eager_mode() and not torch.are_deterministic_algorithms_enabled()

@@ -99,10 +99,9 @@ def _plan(in1: Tensor, in2: Tensor, mode, method) -> tuple | None:
 def _fast(in1, in2, mode, method) -> Tensor | None:
     """:func:`convolve` through a cached plan, or None when the call is not
     the common case (see above)."""
-    if (type(in1) is not Tensor or type(in2) is not Tensor or torch.compiler.is_compiling()
+    if (type(in1) is not Tensor or type(in2) is not Tensor or not _ops.plain_eager_mode()
             or in1.device.type != "cpu" or in2.device.type != "cpu"
-            or (torch.is_grad_enabled() and (in1.requires_grad or in2.requires_grad))
-            or torch.jit.is_tracing() or _ops.functorch_path()):
+            or (torch.is_grad_enabled() and (in1.requires_grad or in2.requires_grad))):
         return None
     key = (in1.shape, in2.shape, in1.dtype, in2.dtype, mode, method)
     try:

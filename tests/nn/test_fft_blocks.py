@@ -219,3 +219,51 @@ def test_inverse_windows_wrap_and_step_like_indexing(start, step, rows, cols, ti
         i = (start[0] + step[0] * torch.arange(count)) % 25
         j = (start[1] + step[1] * torch.arange(cols)) % 10
         torch.testing.assert_close(out, full[:, :, i][:, :, :, j])
+
+
+def _keeper(store: dict, calls: list):
+    """A WeightSpectra that keeps every spectrum it is asked for."""
+    def keep(key, nbytes, compute):
+        if key not in store:
+            calls.append(key)
+            store[key] = compute()
+            assert store[key].nbytes == nbytes
+        return store[key]
+    return keep
+
+
+@pytest.mark.parametrize("case", [
+    (2, 4, 6, 2, 17, 3, 2, 2, 1),       # 2-D, groups, dilation, padding beyond the kernel
+    (3, 4, 4, 1, 40, 5, 2, 1, 2),       # 1-D, two groups
+    (1, 1, 4, 1, 200, 5, 2, 1, 1),      # a filter bank over one signal (overlap-save)
+    (1, 1, 3, 1, 203, 4, 0, 1, 1),      # overlap-save with a shorter last segment
+], ids=str)
+def test_kept_weight_spectra_serve_every_block(case, tiny_budget, small_segments):
+    # The engine reads every block of the weight's spectrum from the kept
+    # spectrum: values and input gradients are the reference's, a second call
+    # transforms no weight, and doubling the kept spectra doubles the result.
+    n, cin, cout, dims, size, k, padding, dilation, groups = case
+    x, w, b = _operands(n, cin, cout, size, k, groups, dims)
+    pad, dil = [padding] * dims, [dilation] * dims
+    if n * cin < _fft_conv.OVERLAP_SAVE_ROWS:
+        assert _fft_conv._overlap_save_hop(x, w, pad, dil) is not None
+    store, calls = {}, []
+    keep = _keeper(store, calls)
+    ref = _reference(x, w, b, padding, dilation, groups)
+    g = torch.randn_like(ref)
+    expected = torch.autograd.grad(ref, x, g)[0]
+    mask = [True, False, False]
+    torch.testing.assert_close(_fft_conv.fft_forward(x, w, b, pad, dil, groups, keep), ref)
+    torch.testing.assert_close(_fft_conv.fft_backward(g, x, w, pad, dil, groups, mask, keep)[0],
+                               expected)
+    transforms = len(calls)
+    assert transforms >= 1
+    torch.testing.assert_close(_fft_conv.fft_forward(x, w, b, pad, dil, groups, keep), ref)
+    assert len(calls) == transforms
+    for spectrum in store.values():
+        spectrum.mul_(2)
+    bias = b.reshape((1, -1) + (1,) * dims)
+    torch.testing.assert_close(_fft_conv.fft_forward(x, w, b, pad, dil, groups, keep),
+                               2 * (ref - bias) + bias)
+    torch.testing.assert_close(_fft_conv.fft_backward(g, x, w, pad, dil, groups, mask, keep)[0],
+                               2 * expected)

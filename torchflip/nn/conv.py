@@ -16,7 +16,6 @@ cross-correlation.
 from __future__ import annotations
 
 import functools
-
 from typing import Optional
 
 import torch

@@ -215,6 +215,12 @@ def _frequencies(lengths: Sequence[int]) -> tuple[int, ...]:
     return tuple(lengths[:-1]) + (lengths[-1] // 2 + 1,)
 
 
+def _map_bytes(lengths: Sequence[int], element_size: int) -> int:
+    """Bytes of one map's half-spectrum over ``lengths``, for real elements
+    of ``element_size`` bytes (complex: twice that per frequency)."""
+    return math.prod(_frequencies(lengths)) * 2 * element_size
+
+
 # Spectra are laid out (batch, group, channel, F), F the flattened
 # frequencies. Channels mix by a sum of broadcast products, one multiply-add
 # over all frequencies per channel summed: on CPU 2-6 times faster than the
@@ -328,8 +334,7 @@ def _blocks(input: Tensor, out_per_group: int, lengths: Sequence[int], groups: i
     long 1-D filters over one signal), it is split by outputs, which also
     splits the spectra of the output and of its gradient."""
     n, c_per = int(input.shape[0]), int(input.shape[1]) // groups
-    complex_bytes = 2 * input.element_size()
-    map_bytes = math.prod(_frequencies(lengths)) * complex_bytes
+    map_bytes = _map_bytes(lengths, input.element_size())
     whole_layer = (n * (c_per + out_per_group) + out_per_group * c_per) * groups * map_bytes
     if whole_layer <= WHOLE_LAYER_BYTES:
         return Blocks(groups, n, c_per, out_per_group)
@@ -399,7 +404,7 @@ def _spectrum(t: Tensor, lengths: Sequence[int], budget: int) -> Tensor:
     k = len(lengths)
     frequencies = _frequencies(lengths)
     leading = tuple(t.shape[:-k])
-    map_bytes = math.prod(frequencies) * 2 * t.element_size()
+    map_bytes = _map_bytes(lengths, t.element_size())
     chunk_bytes = _chunk_bytes(map_bytes, budget, lengths, t.device)
     if 2 * math.prod(leading) * map_bytes <= 3 * chunk_bytes:
         return _rfft(t, lengths).flatten(-k)
@@ -438,8 +443,7 @@ def _kept_weight_spectrum(weight_spectra: Optional[WeightSpectra], w_dilated: Te
     keeps it, or None."""
     if weight_spectra is None:
         return None
-    nbytes = (math.prod(w_dilated.shape[:2]) * math.prod(_frequencies(lengths)) * 2
-              * w_dilated.element_size())
+    nbytes = math.prod(w_dilated.shape[:2]) * _map_bytes(lengths, w_dilated.element_size())
     key = (tuple(lengths), groups, tuple(w_dilated.shape[2:]))
     return weight_spectra(key, nbytes, lambda: _spectrum(w_dilated.unflatten(0, (groups, -1)),
                                                          lengths, budget))

@@ -30,6 +30,17 @@ def _expected(layer, x):
                           layer.dilation, layer.groups)
 
 
+def _assert_matches(kind, actual, expected):
+    """torch.testing's float32 tolerances, except that the FFT engine's error
+    is relative to the largest magnitude (a transform spreads each term's
+    rounding over the whole map), so an entry much smaller than its
+    neighbours is held to that scale. A stale weight misses by far more."""
+    atol = 1e-5
+    if kind == "conv_fft":
+        atol = max(atol, 1e-6 * float(expected.abs().max()))
+    torch.testing.assert_close(actual, expected, rtol=1.3e-6, atol=atol)
+
+
 def _scale_in_place(layer):
     layer.weight.mul_(2)
 
@@ -98,8 +109,8 @@ def test_frozen_layer_sees_weight_changes_and_passes_input_gradients(kind, edit)
     kwargs = dict(stride=layer.stride) if kind == "conv_transpose" else dict(padding=1)
     ref = expected(x_ref, layer.weight, layer.bias, **kwargs)
     ref.square().sum().backward()
-    torch.testing.assert_close(out, ref)
-    torch.testing.assert_close(x.grad, x_ref.grad)
+    _assert_matches(kind, out, ref)
+    _assert_matches(kind, x.grad, x_ref.grad)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -244,7 +255,7 @@ def test_values_cached_in_inference_mode_serve_calls_that_track_gradients(kind):
     kwargs = dict(stride=layer.stride) if kind == "conv_transpose" else dict(padding=1)
     ref = expected(x_ref, layer.weight, layer.bias, **kwargs)
     grad_ref, = torch.autograd.grad(ref.square().sum(), x_ref, create_graph=True)
-    torch.testing.assert_close(grad, grad_ref)
+    _assert_matches(kind, grad, grad_ref)
     grad.sum().backward()
     grad_ref.sum().backward()
-    torch.testing.assert_close(x.grad, x_ref.grad)
+    _assert_matches(kind, x.grad, x_ref.grad)

@@ -62,6 +62,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
+from torchflip.nn import _dft_matrix as dft_matrix
 from torchflip.signal._fast_len import next_fast_len
 
 # A block's complex spectra are kept under this share of the input's bytes
@@ -168,6 +169,12 @@ def _rfft(t: Tensor, lengths: Sequence[int]) -> Tensor:
         return torch.fft.rfftn(t, s=lengths, dim=dims)
     out = torch.fft.rfft(t, n=lengths[-1], dim=dims[-1])
     for d, n in zip(dims[:-1], lengths[:-1]):
+        if dft_matrix.cheaper(out.shape[d], n):
+            # A kernel's few taps: a matrix product, contiguous (see
+            # torchflip.nn._dft_matrix).
+            matrix = dft_matrix.spectrum_matrix(n, out.shape[d], out.dtype, out.device)
+            out = dft_matrix.along_axis(out, d, matrix)
+            continue
         # Transformed as the last axis: the zero padding's copy then also
         # makes it contiguous, where torch.fft would copy a non-last axis to
         # the end and back (psf31@256's weight spectra: 0.2 ms of copies a
@@ -193,7 +200,12 @@ def _irfft_window(t: Tensor, lengths: Sequence[int], start: Sequence[int],
             t = _cyclic_window(t, d, a, m)
         return t
     for d, n, a, m in zip(dims[:-1], lengths[:-1], start[:-1], size[:-1]):
-        t = _cyclic_window(torch.fft.ifft(t, n=n, dim=d), d, a, m)
+        if dft_matrix.cheaper(m, n):
+            # A kernel's worth of rows (a weight gradient): only those rows
+            # are computed, by a matrix product.
+            t = dft_matrix.along_axis(t, d, dft_matrix.window_matrix(n, a, m, t.dtype, t.device))
+        else:
+            t = _cyclic_window(torch.fft.ifft(t, n=n, dim=d), d, a, m)
     return _cyclic_window(torch.fft.irfft(t, n=lengths[-1], dim=dims[-1]), dims[-1], start[-1],
                           size[-1])
 

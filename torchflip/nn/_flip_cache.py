@@ -76,7 +76,7 @@ def plain_eager(weight: Tensor) -> bool:
 
 
 @contextlib.contextmanager
-def _plain_tensors():
+def plain_tensors():
     """Where cached values are made: without autograd, and outside inference
     mode, whose tensors a later call that tracks gradients (a frozen layer
     passing gradients to its input) could not save for its backward pass."""
@@ -120,7 +120,7 @@ class FlippedWeightCache:
         data = weight.detach()
         view = _sample_view(data)
         derived: dict = {}
-        with _plain_tensors():
+        with plain_tensors():
             samples = _sampled(data, view).clone()
         self._entry = (weakref.ref(weight), key, samples, view, derived)
         return derived
@@ -133,7 +133,7 @@ class FlippedWeightCache:
         flipped = derived.get("flip")
         if flipped is None:
             data = weight.detach()
-            with _plain_tensors():
+            with plain_tensors():
                 flipped = derived["flip"] = data.flip(list(range(2, data.dim())))
         return flipped
 
@@ -153,7 +153,7 @@ class FlippedWeightCache:
             return found
         while spectra and nbytes + sum(t.nbytes for t in spectra.values()) > SPECTRA_MAX_BYTES:
             del spectra[next(iter(spectra))]
-        with _plain_tensors():
+        with plain_tensors():
             found = spectra[key] = compute()
         return found
 

@@ -37,6 +37,12 @@ def functorch_transform_active() -> bool:
     return torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
 
 
+def needs_gradient(*tensors: Optional[Tensor]) -> bool:
+    """Whether autograd records this call for any of ``tensors`` (None
+    entries skipped): grad mode is on and one of them requires a gradient."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def plain_eager_mode() -> bool:
     """Whether this call runs in plain eager mode: not under torch.compile,
     export or tracing, which record the operators, nor under a torch.func

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from torchflip.nn import _dft_matrix as dft_matrix
 from torchflip.nn import _fft_conv
 
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d}
@@ -121,6 +122,16 @@ def test_overlap_save_differentiates_twice(small_segments):
     assert torch.autograd.gradgradcheck(conv, (x, w, b))
 
 
+@pytest.fixture(params=["matrix", "fft"])
+def axis_transform(request, monkeypatch):
+    """Both ways of transforming a short non-last axis: the DFT matrix
+    product (torchflip/nn/_dft_matrix.py), and the FFT, which the matrix
+    replaces up to MATRIX_MAX_LOG_RATIO log2 n taps."""
+    if request.param == "fft":
+        monkeypatch.setattr(dft_matrix, "MATRIX_MAX_LOG_RATIO", 0)
+    return request.param
+
+
 @pytest.fixture
 def tiny_budget(monkeypatch):
     """Blocks and chunks as small as the engine makes them."""
@@ -131,7 +142,7 @@ def tiny_budget(monkeypatch):
 
 
 @pytest.mark.parametrize("dims", [1, 2])
-def test_blocks_of_output_channels_match_reference(dims, tiny_budget):
+def test_blocks_of_output_channels_match_reference(dims, tiny_budget, axis_transform):
     # One input channel per group and one sample: only outputs can split.
     x, w, b = _operands(1, 2, 6, 12, 3, 2, dims)
     lengths = _fft_conv.transform_lengths(x.shape[2:], [1] * dims)
@@ -155,9 +166,9 @@ def test_chunked_transforms_match_whole_ones(tiny_budget):
 
 @pytest.mark.parametrize("shape, lengths", [((2, 3, 3, 7), [16, 12]),
                                             ((2, 2, 3, 4), [9, 10, 8])])
-def test_transform_of_few_rows_matches_rfftn(shape, lengths):
-    # Few rows against the transform length: one axis at a time, each
-    # transformed as the last axis and transposed back.
+def test_transform_of_few_rows_matches_rfftn(shape, lengths, axis_transform):
+    # Few rows against the transform length: one axis at a time, each by a
+    # matrix product, or transformed as the last axis and transposed back.
     t = torch.randn(shape, dtype=torch.float64)
     dims = list(range(-len(lengths), 0))
     assert 2 * math.prod(shape[-len(lengths):-1]) <= math.prod(lengths[:-1])
@@ -168,7 +179,8 @@ def test_transform_of_few_rows_matches_rfftn(shape, lengths):
 def test_chunks_take_a_map_per_thread(threads, tiny_budget):
     t = torch.randn(7, 5, 6, dtype=torch.float64)
     lengths = [8, 12]
-    chunks = list(_fft_conv._chunks((7,), 100, 1, lengths, t.device))
+    chunk_bytes = _fft_conv._chunk_bytes(100, 1, lengths, t.device)
+    chunks = list(_fft_conv._leading_chunks((7,), 100, chunk_bytes))
     assert [c[0].stop - c[0].start for c in chunks] == [min(threads, 7 - i)
                                                      for i in range(0, 7, threads)]
     torch.testing.assert_close(_fft_conv._spectrum(t, lengths, budget=1),
@@ -205,7 +217,8 @@ def test_small_layers_are_one_block_and_larger_ones_split(monkeypatch):
     ((-7, 4), (2, 3), (3, 13), 3),
     ((5, -2), (3, 2), (2, 8), 4),
 ])
-def test_inverse_windows_wrap_and_step_like_indexing(start, step, rows, cols, tiny_budget):
+def test_inverse_windows_wrap_and_step_like_indexing(start, step, rows, cols, tiny_budget,
+                                                    axis_transform):
     # Both paths of the inverse (one axis at a time for few rows, whole for
     # most), against indices taken modulo the lengths.
     lengths = [25, 10]
@@ -238,7 +251,8 @@ def _keeper(store: dict, calls: list):
     (1, 1, 4, 1, 200, 5, 2, 1, 1),      # a filter bank over one signal (overlap-save)
     (1, 1, 3, 1, 203, 4, 0, 1, 1),      # overlap-save with a shorter last segment
 ], ids=str)
-def test_kept_weight_spectra_serve_every_block(case, tiny_budget, small_segments):
+def test_kept_weight_spectra_serve_every_block(case, tiny_budget, small_segments,
+                                               axis_transform):
     # The engine reads every block of the weight's spectrum from the kept
     # spectrum: values and input gradients are the reference's, a second call
     # transforms no weight, and doubling the kept spectra doubles the result.

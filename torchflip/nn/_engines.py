@@ -72,8 +72,7 @@ def true_conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Seq
     if not engines.uses_fft:
         return _ops.conv(input, weight, bias, stride, padding, dilation, groups)
     if _ops.plain_eager_mode():
-        if torch.is_grad_enabled() and any(t is not None and t.requires_grad
-                                           for t in (input, weight, bias)):
+        if _ops.needs_gradient(input, weight, bias):
             return TwoEngineConv.apply(input, weight, bias, engines, tuple(padding),
                                        tuple(dilation), groups, weight_spectra)
         # Nothing to differentiate: the autograd.Function would only cost

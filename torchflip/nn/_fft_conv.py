@@ -49,7 +49,9 @@ torchflip.nn._flip_cache), operands
 without their zero padding (padding before an operand only shifts the
 result's window), one axis at a time so that the zero rows a small kernel
 gains from padding are never transformed, and inverse transforms only for
-the rows of the window they feed. Channels mix by broadcast multiply-adds,
+the rows of the window they feed. A kernel's short axes (and a weight
+gradient's window) are products with DFT matrices instead of FFTs
+(torchflip.nn._dft_matrix). Channels mix by broadcast multiply-adds,
 several times faster on CPU than batched complex matrix products of a few
 channels per frequency.
 """
@@ -371,18 +373,11 @@ def _ranges(total: int, step: int):
         yield start, min(step, total - start)
 
 
-def _chunks(shape: Sequence[int], map_bytes: int, budget: int, lengths: Sequence[int],
-            device: torch.device):
-    """Index tuples (slices of the leading dimensions ``shape``) that cover
-    them in order, each taking at most CHUNK_BUDGETS block budgets of maps of
-    transform ``lengths``, but at least CHUNK_MIN_ROWS rows and, on CPU, one
-    map per thread."""
-    yield from _leading_chunks(shape, map_bytes, _chunk_bytes(map_bytes, budget, lengths, device))
-
-
 def _chunk_bytes(map_bytes: int, budget: int, lengths: Sequence[int],
                  device: torch.device) -> int:
-    """The most bytes of spectrum one chunk of :func:`_chunks` takes."""
+    """The most bytes of spectrum one chunk of a transform takes:
+    CHUNK_BUDGETS block budgets, but at least CHUNK_MIN_ROWS rows and, on
+    CPU, one map per thread."""
     rows = math.prod(lengths[:-1])
     threads = torch.get_num_threads() if device.type == "cpu" else 1
     return max(CHUNK_BUDGETS * budget, -(-CHUNK_MIN_ROWS // rows) * map_bytes,
@@ -390,6 +385,9 @@ def _chunk_bytes(map_bytes: int, budget: int, lengths: Sequence[int],
 
 
 def _leading_chunks(shape: Sequence[int], map_bytes: int, budget: int):
+    """Index tuples (slices of the leading dimensions ``shape``) that cover
+    them in order, each taking at most ``budget`` bytes of maps (one map at
+    least)."""
     if not shape:
         yield ()
         return
@@ -405,7 +403,7 @@ def _leading_chunks(shape: Sequence[int], map_bytes: int, budget: int):
 
 def _spectrum(t: Tensor, lengths: Sequence[int], budget: int) -> Tensor:
     """(..., *S) -> (..., F): the real FFT over the trailing dimensions,
-    frequencies flattened, transformed a chunk (:func:`_chunks`) at a time
+    frequencies flattened, transformed a chunk (:func:`_chunk_bytes`) at a time
     into the result where that holds less memory. torch.fft holds two or
     three temporaries of its output's size (the padded copy, a layout copy,
     the result), so a whole transform needs about three times the spectrum,
@@ -435,8 +433,8 @@ def _inverse_into(dest: Tensor, spectrum: Tensor, lengths: Sequence[int], start:
     ``budget`` bytes of spectrum at a time (see :func:`_spectrum`)."""
     map_bytes = spectrum.shape[-1] * spectrum.element_size()
     frequencies = _frequencies(lengths)
-    for index in _chunks(tuple(spectrum.shape[:-1]), map_bytes, budget, lengths,
-                        spectrum.device):
+    chunk_bytes = _chunk_bytes(map_bytes, budget, lengths, spectrum.device)
+    for index in _leading_chunks(tuple(spectrum.shape[:-1]), map_bytes, chunk_bytes):
         window = _irfft_window(spectrum[index].unflatten(-1, frequencies), lengths, start, size)
         if step is not None and any(d != 1 for d in step):
             window = window[(Ellipsis,) + tuple(slice(None, None, d) for d in step)]

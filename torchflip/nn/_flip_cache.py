@@ -103,7 +103,7 @@ class FlippedWeightCache:
         caching is enabled, no gradient for the weight, plain eager execution
         (torch.compile, export and tracing keep the operator in the graph;
         torch.func and forward-mode AD keep their autograd path)."""
-        if not _enabled or (weight.requires_grad and torch.is_grad_enabled()):
+        if not _enabled or _ops.needs_gradient(weight):
             return False
         return plain_eager(weight)
 

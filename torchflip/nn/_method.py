@@ -179,8 +179,9 @@ def _faster(runs: dict, device: torch.device, first: str) -> str:
 def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
                      dilation: Sequence[int], groups: int) -> Engines:
     # A call whose gradient is wanted times each pass on its own, so that
-    # each pass gets its faster engine.
-    backward = torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad)
+    # each pass gets its faster engine. The bias is left out: its gradient
+    # is a sum, which neither engine's backward pass computes.
+    backward = _ops.needs_gradient(input, weight)
     key = (tuple(input.shape[1:]), tuple(weight.shape), input.dtype, input.device,
            tuple(padding), tuple(dilation), groups, backward)
     if key in _MEASURED:

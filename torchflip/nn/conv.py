@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.utils import _ntuple
@@ -72,7 +71,7 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
         if not timing_allowed():
             return self._choose_engines(input, weight)
         signature = (input.shape, input.dtype, input.device, weight.shape, weight.dtype,
-                     torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad),
+                     _ops.needs_gradient(input, weight),  # as _method: the bias is a sum
                      self.stride, self.padding, self.dilation, self.groups, self.padding_mode,
                      measurement_generation())
         last = self.__dict__.get("_last_engines")

@@ -101,7 +101,7 @@ def _fast(in1, in2, mode, method) -> Tensor | None:
     the common case (see above)."""
     if (type(in1) is not Tensor or type(in2) is not Tensor or not _ops.plain_eager_mode()
             or in1.device.type != "cpu" or in2.device.type != "cpu"
-            or (torch.is_grad_enabled() and (in1.requires_grad or in2.requires_grad))):
+            or _ops.needs_gradient(in1, in2)):
         return None
     key = (in1.shape, in2.shape, in1.dtype, in2.dtype, mode, method)
     try:

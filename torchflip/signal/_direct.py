@@ -50,7 +50,7 @@ def fir_applies(in1: Tensor, in2: Tensor) -> bool:
     return (in1.dim() == 1 and in2.dim() == 1 and in1.dtype == in2.dtype
             and in1.dtype in FIR_DTYPES and in1.device.type == "cpu"
             and in2.device.type == "cpu"
-            and not (torch.is_grad_enabled() and (in1.requires_grad or in2.requires_grad))
+            and not _ops.needs_gradient(in1, in2)
             and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
             and not _ops.functorch_path())
 
@@ -63,7 +63,7 @@ def fir_window(in1: Tensor, in2: Tensor, start: int, length: int) -> Tensor:
 
 def _real_conv(x: Tensor, w: Tensor, padding: list[int], groups: int = 1) -> Tensor:
     ones = [1] * (w.dim() - 2)
-    if (not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
+    if (not _ops.needs_gradient(x, w)
             and not torch.compiler.is_compiling() and not _ops.functorch_path()
             and not torch.jit.is_tracing()):  # a trace must not depend on the grad mode
         # Nothing to differentiate: the twin operator runs the same kernel

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from torchflip._ops import functorch_path
+from torchflip._ops import functorch_path, needs_gradient
 from torchflip.signal._fast_len import next_fast_len
 
 
@@ -68,7 +68,7 @@ def _fft_conv(in1: Tensor, in2: Tensor, axes: list[int], start: list[int], lengt
         # depend on the grad mode at tracing time (check_trace runs no_grad).
         lists = ([int(v) for v in values] for values in (axes, start, length, fft_shape))
         return torch.ops.torchflip.fft_conv.default(in1, in2, *lists)
-    if (not (torch.is_grad_enabled() and (in1.requires_grad or in2.requires_grad))
+    if (not needs_gradient(in1, in2)
             and not torch.compiler.is_compiling()):
         # No gradient wanted: the twin operator skips the Python autograd layer.
         return torch.ops.torchflip._fft_conv.default(in1, in2, axes, start, length, fft_shape)

@@ -122,18 +122,24 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
                 conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
                 return conv[self._dims - 1](input, reversed_weight, bias, self.stride, padding,
                                             self.dilation, self.groups)
-            if (input.dim() == self._dims + 2 and type(padding) is tuple
-                    and type(self.stride) is tuple and type(self.dilation) is tuple):
-                # The constructor normalised these to one int per dimension,
-                # as the operator takes them, and the operator checks the
-                # rest: the functional layer's normalisation would only cost
-                # time (about 10 us a call, 0.1-0.3% of a small layer's step).
-                return _ops.conv(input, weight, bias, self.stride, padding, self.dilation,
-                                 self.groups)
+        # The constructor normalised padding (unless a string), stride and
+        # dilation to one int per dimension, as the engines take them, and
+        # the operator and the FFT engine's checks cover the rest: for a
+        # batched input the functional layer's normalisation would only cost
+        # time (about 10 us a call timed alone, three times that between
+        # convolutions).
+        normalised = (input.dim() == self._dims + 2 and type(padding) is tuple
+                      and type(self.stride) is tuple and type(self.dilation) is tuple)
+        if engines == DIRECT and normalised:
+            return _ops.conv(input, weight, bias, self.stride, padding, self.dilation,
+                             self.groups)
         spectra = None
         if engines.uses_fft and FlippedWeightCache.applies(weight):
             # No gradient reaches the weight: its spectra are kept.
             spectra = functools.partial(self._flip_cache.spectrum, weight)
+        if normalised:
+            return TF.run_engines(input, weight, bias, self.stride, padding, self.dilation,
+                                  self.groups, self._dims, engines, spectra)
         return TF._conv_nd(input, weight, bias, self.stride, padding, self.dilation, self.groups,
                            self._dims, engines, spectra)
 

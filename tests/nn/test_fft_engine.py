@@ -335,19 +335,45 @@ def test_layers_remember_their_auto_choice_per_call_signature(monkeypatch):
     layer = tnn.Conv1d(2, 2, 101, padding=50, groups=2)
     x, longer = torch.randn(1, 2, 300), torch.randn(1, 2, 400)
     with torch.no_grad():
-        assert layer._engines(x, layer.weight) == ("fft", "direct")
-        assert layer._engines(x, layer.weight) == ("fft", "direct")
+        layer(x)
+        assert layer._engines(x, layer.weight, layer.bias)[0] == ("fft", "direct")
+        layer(x)
         assert choices == [(1, 2, 300)]
-        layer._engines(longer, layer.weight)
+        layer(longer)
         assert choices == [(1, 2, 300), (1, 2, 400)]
-    layer._engines(longer, layer.weight)  # gradient wanted now: another signature
+    layer(longer)  # gradient wanted now: another signature
     assert len(choices) == 3
     _method.forget_measurements()
-    layer._engines(longer, layer.weight)
+    layer(longer)
     assert len(choices) == 4
     static = _method._static_choice(longer, layer.weight, (50,), (1,), 2)
     with _deterministic():
-        assert layer._engines(longer, layer.weight) == static
+        assert layer._engines(longer, layer.weight, layer.bias)[0] == static
     assert len(choices) == 4
     out = layer(longer)  # the remembered pair runs, and still computes the convolution
     torch.testing.assert_close(out, layer.to_torch()(longer), rtol=1e-4, atol=1e-4)
+
+
+def test_a_remembered_signature_stands_for_checked_arguments(monkeypatch):
+    """A layer remembers a call's signature only once the call has
+    succeeded; a call with the remembered signature skips the argument
+    check, and a rejected call is rejected again."""
+    import torchflip.nn.conv as conv_module
+
+    monkeypatch.setattr(_method, "_measured_choice", lambda *args: _method.DIRECT)
+    _method.forget_measurements()
+    checks = []
+    validate = conv_module.validate_once
+    monkeypatch.setattr(conv_module, "validate_once",
+                        lambda *args: (checks.append(args[1].shape), validate(*args)))
+    layer = tnn.Conv1d(2, 2, 101, padding=50, groups=2).eval()
+    x = torch.randn(1, 2, 300)
+    with torch.no_grad():
+        for _ in range(3):
+            torch.testing.assert_close(layer(x), layer.to_torch()(x))
+        assert checks == [x.shape]
+        wrong = torch.randn(1, 3, 300)  # three channels for a layer of two
+        for _ in range(2):
+            with pytest.raises(ValueError, match="channels"):
+                layer(wrong)
+        assert checks == [x.shape, wrong.shape, wrong.shape]

@@ -105,9 +105,10 @@ def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntO
 
 def run_engines(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: tuple,
                 padding: tuple, dilation: tuple, groups: int, dims: int, engines: Engines,
-                weight_spectra: Optional[WeightSpectra] = None) -> Tensor:
+                weight_spectra: Optional[WeightSpectra] = None, validated: bool = False) -> Tensor:
     """True convolution of a batched input with normalised arguments (one
-    int per spatial dimension) by ``engines``, after the FFT engine's checks:
+    int per spatial dimension) by ``engines``, after the FFT engine's checks
+    (the operator's argument checks only where not ``validated`` already):
     the layers call it directly, where the functional normalisation would
     only cost time between convolutions (30 us of a 0.7 ms depthwise 7x7
     layer's training forward pass at two threads)."""
@@ -117,8 +118,9 @@ def run_engines(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: t
         # length wrong for a weight of another rank.
         check_weight_rank(weight, dims, op, "(C_out, C_in / groups, *kernel)")
         check_fft_inputs(input, weight, stride, op)
-        _ops.validate_once(torch.ops.torchflip._conv, input, weight, bias, stride, padding,
-                           dilation, groups)
+        if not validated:
+            _ops.validate_once(torch.ops.torchflip._conv, input, weight, bias, stride, padding,
+                               dilation, groups)
         if input.numel() == 0 or not fft_supports(input):
             # Nothing to transform, or a dtype the FFT does not serve.
             # (Non-finite operands are checked where the FFT runs.)

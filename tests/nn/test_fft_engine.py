@@ -326,7 +326,7 @@ def test_layers_remember_their_auto_choice_per_call_signature(monkeypatch):
     static choice, never a remembered timing."""
     choices = []
 
-    def measured(input, weight, padding, dilation, groups):
+    def measured(input, weight, padding, dilation, groups, keeps_spectra):
         choices.append(tuple(input.shape))
         return _method.Engines("fft", "direct")  # a pair the static model never picks
 
@@ -352,6 +352,34 @@ def test_layers_remember_their_auto_choice_per_call_signature(monkeypatch):
     assert len(choices) == 4
     out = layer(longer)  # the remembered pair runs, and still computes the convolution
     torch.testing.assert_close(out, layer.to_torch()(longer), rtol=1e-4, atol=1e-4)
+
+
+def test_auto_times_the_fft_with_kept_spectra_where_the_layer_keeps_them(monkeypatch):
+    """A layer whose weight needs no gradient keeps its weight's spectra, so
+    'auto' times the FFT with them kept: the weight is transformed once
+    while timing (and once for the layer), against once per call for a
+    weight that needs a gradient."""
+    from torchflip.nn import _fft_conv
+
+    transformed = []
+    spectrum = _fft_conv._spectrum
+
+    def counting(t, *args):
+        transformed.append(t.shape[-1] == 101)  # the weight's 101 taps
+        return spectrum(t, *args)
+
+    monkeypatch.setattr(_fft_conv, "_spectrum", counting)
+    _method.forget_measurements()
+    x = torch.randn(1, 2, 300)
+    layer = tnn.Conv1d(2, 2, 101, padding=50, groups=2)
+    with torch.no_grad():
+        layer(x)
+    kept = transformed.count(True)
+    transformed.clear()
+    _method.forget_measurements()
+    layer(x)  # the weight needs a gradient: transformed on every FFT call
+    # Once for the timing's own cache, once for the layer's.
+    assert kept == 2 < transformed.count(True)
 
 
 def test_a_remembered_signature_stands_for_checked_arguments(monkeypatch):

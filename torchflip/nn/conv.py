@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from typing import Optional
 
+import torch
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.utils import _ntuple
@@ -81,7 +82,9 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
         signature = (input.shape, input.dtype, input.device, input.layout,
                      weight.shape, weight.dtype, weight.device, weight.layout,
                      None if bias is None else (bias.shape, bias.dtype, bias.device, bias.layout),
-                     _ops.needs_gradient(input, weight),  # as _method: the bias is a sum
+                     # Which gradients (the bias's is a sum, as in _method), and
+                     # whether the weight's spectra are kept (it needs none).
+                     torch.is_grad_enabled(), input.requires_grad, weight.requires_grad,
                      self.stride, self.padding, self.dilation, self.groups, self.padding_mode,
                      measurement_generation())
         last = self.__dict__.get("_last_engines")
@@ -96,7 +99,8 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
             padding = tuple(d * (k - 1) // 2 for d, k in zip(self.dilation, self.kernel_size))
         else:
             padding = self.padding
-        return choose_engines(input, weight, self.stride, padding, self.dilation, self.groups)
+        return choose_engines(input, weight, self.stride, padding, self.dilation, self.groups,
+                              keeps_spectra=FlippedWeightCache.applies(weight))
 
     def _reversed_weight_for_torch(self, weight: Tensor) -> Optional[Tensor]:
         """The reversed weight with which torch's cross-correlation computes

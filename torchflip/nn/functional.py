@@ -110,8 +110,8 @@ def run_engines(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: t
     int per spatial dimension) by ``engines``, after the FFT engine's checks
     (the operator's argument checks only where not ``validated`` already):
     the layers call it directly, where the functional normalisation would
-    only cost time between convolutions (30 us of a 0.7 ms depthwise 7x7
-    layer's training forward pass at two threads)."""
+    only cost time between convolutions (about 10 us of a 0.7 ms depthwise
+    7x7 layer's training forward pass at two threads)."""
     if engines.uses_fft:
         op = f"torchflip.nn.functional.conv{dims}d"
         # Before the operator's checks, which would first find the stride's

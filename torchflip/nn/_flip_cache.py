@@ -113,23 +113,15 @@ class FlippedWeightCache:
         key = _key(weight)
         entry = self._entry
         # The key pins the data pointer, shape and strides, so the entry's
-        # sample view addresses the same elements of this weight. A
-        # contiguous weight's view is kept with the entry: making it anew
-        # on every call cost more than the comparison (between a layer's
-        # convolutions, each op a hit runs costs several times its time
-        # alone).
-        if entry is not None and entry[0]() is weight and entry[1] == key:
-            view = entry[3]
-            current = view if isinstance(view, Tensor) else _sampled(weight, view)
-            if torch.equal(current, entry[2]):
-                return entry[4]
+        # sample view addresses the same elements of this weight.
+        if (entry is not None and entry[0]() is weight and entry[1] == key
+                and torch.equal(_sampled(weight, entry[3]), entry[2])):
+            return entry[4]
         data = weight.detach()
         view = _sample_view(data)
         derived: dict = {}
         with plain_tensors():
             samples = _sampled(data, view).clone()
-            if data.is_contiguous():
-                view = data.as_strided(*view)
         self._entry = (weakref.ref(weight), key, samples, view, derived)
         return derived
 

@@ -15,6 +15,7 @@ Arguments arrive normalised: one int per spatial dimension.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -41,6 +42,16 @@ def needs_gradient(*tensors: Optional[Tensor]) -> bool:
     """Whether autograd records this call for any of ``tensors`` (None
     entries skipped): grad mode is on and one of them requires a gradient."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+@contextlib.contextmanager
+def plain_tensors():
+    """Where cached values are made (the flip cache, kept spectra, DFT
+    matrices): without autograd, and outside inference mode, whose tensors a
+    later call that tracks gradients (a frozen layer passing gradients to its
+    input) could not save for its backward pass."""
+    with torch.inference_mode(False), torch.no_grad():
+        yield
 
 
 def plain_eager_mode() -> bool:

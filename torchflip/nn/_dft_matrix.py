@@ -36,7 +36,7 @@ import math
 import torch
 from torch import Tensor
 
-from torchflip.nn._flip_cache import plain_tensors
+from torchflip._ops import plain_tensors
 
 # The product replaces an axis's FFT for up to this many times log2(n) taps
 # (or window samples); see the module doc for the timings it rests on.

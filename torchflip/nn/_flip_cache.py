@@ -31,7 +31,6 @@ none of the sampled elements can still be missed: call
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from typing import Callable, Optional
 
@@ -75,15 +74,6 @@ def plain_eager(weight: Tensor) -> bool:
     return weight.dtype != torch.complex32 and _ops.plain_eager_mode()
 
 
-@contextlib.contextmanager
-def plain_tensors():
-    """Where cached values are made: without autograd, and outside inference
-    mode, whose tensors a later call that tracks gradients (a frozen layer
-    passing gradients to its input) could not save for its backward pass."""
-    with torch.inference_mode(False), torch.no_grad():
-        yield
-
-
 # The most bytes of spectra one layer keeps (see the module doc).
 SPECTRA_MAX_BYTES = 4 << 20
 
@@ -120,7 +110,7 @@ class FlippedWeightCache:
         data = weight.detach()
         view = _sample_view(data)
         derived: dict = {}
-        with plain_tensors():
+        with _ops.plain_tensors():
             samples = _sampled(data, view).clone()
         self._entry = (weakref.ref(weight), key, samples, view, derived)
         return derived
@@ -133,7 +123,7 @@ class FlippedWeightCache:
         flipped = derived.get("flip")
         if flipped is None:
             data = weight.detach()
-            with plain_tensors():
+            with _ops.plain_tensors():
                 flipped = derived["flip"] = data.flip(list(range(2, data.dim())))
         return flipped
 
@@ -153,7 +143,7 @@ class FlippedWeightCache:
             return found
         while spectra and nbytes + sum(t.nbytes for t in spectra.values()) > SPECTRA_MAX_BYTES:
             del spectra[next(iter(spectra))]
-        with plain_tensors():
+        with _ops.plain_tensors():
             found = spectra[key] = compute()
         return found
 

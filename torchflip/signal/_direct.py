@@ -50,9 +50,7 @@ def fir_applies(in1: Tensor, in2: Tensor) -> bool:
     return (in1.dim() == 1 and in2.dim() == 1 and in1.dtype == in2.dtype
             and in1.dtype in FIR_DTYPES and in1.device.type == "cpu"
             and in2.device.type == "cpu"
-            and not _ops.needs_gradient(in1, in2)
-            and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
-            and not _ops.functorch_path())
+            and not _ops.needs_gradient(in1, in2) and _ops.plain_eager_mode())
 
 
 def fir_window(in1: Tensor, in2: Tensor, start: int, length: int) -> Tensor:
@@ -63,9 +61,8 @@ def fir_window(in1: Tensor, in2: Tensor, start: int, length: int) -> Tensor:
 
 def _real_conv(x: Tensor, w: Tensor, padding: list[int], groups: int = 1) -> Tensor:
     ones = [1] * (w.dim() - 2)
-    if (not _ops.needs_gradient(x, w)
-            and not torch.compiler.is_compiling() and not _ops.functorch_path()
-            and not torch.jit.is_tracing()):  # a trace must not depend on the grad mode
+    # Not under tracing either: a trace must not depend on the grad mode.
+    if not _ops.needs_gradient(x, w) and _ops.plain_eager_mode():
         # Nothing to differentiate: the twin operator runs the same kernel
         # without building an autograd node, which matters for small inputs.
         return torch.ops.torchflip._conv.default(x, w, None, ones, padding, ones, groups)

@@ -4,12 +4,14 @@ to_torch convert exactly."""
 
 import copy
 import inspect
+import pickle
 
 import pytest
 import torch
 from torch import nn
 
 import torchflip.nn as tnn
+from torchflip.nn import conv as conv_module
 from tests.reference import flip_spatial, torch_conv
 
 DIMS = [1, 2, 3]
@@ -261,3 +263,73 @@ def test_pointwise_layer_rejects_bad_input_with_the_operator_message():
     layer = tnn.Conv2d(4, 6, 1)
     with pytest.raises(ValueError, match="torchflip.*C_in"):
         layer(torch.randn(1, 5, 3, 3))
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_small_weight_layer_trains_as_torch_layer_with_flipped_weight(dims, monkeypatch):
+    """A weight far smaller than its input (SMALL_WEIGHT_RATIO, lowered to 1
+    here so that gradgradcheck stays small) is reversed under torch's
+    autograd and convolved by torch, as the naive flip does, instead of by
+    the operator: output and gradients (first and second order) equal
+    torch.nn's with the flipped weight, and a layer whose weight is larger
+    than that still runs the operator."""
+    monkeypatch.setattr(conv_module, "SMALL_WEIGHT_RATIO", 1)
+    ours_cls, _ = CLASSES[dims]
+    ours = ours_cls(2, 3, 3, padding=1, method="direct").double()
+    theirs = ours.to_torch()
+    x = torch.randn(1, 2, *{1: (12,), 2: (5, 6), 3: (4, 5, 5)}[dims], dtype=torch.float64,
+                    requires_grad=True)
+    assert ours.weight.numel() <= x.numel()
+    y_ours, y_theirs = ours(x), theirs(x)
+    assert ours._last_call[1] is conv_module.FLIP
+    torch.testing.assert_close(y_ours, y_theirs)
+    grads = [torch.autograd.grad(y.square().sum(), [x, *m.parameters()])
+             for y, m in ((y_ours, ours), (y_theirs, theirs))]
+    grads[1] = (grads[1][0], flip_spatial(grads[1][1]), grads[1][2])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+    assert not _ran(lambda: ours(x), "torchflip::conv")
+    assert torch.autograd.gradgradcheck(lambda x, w: ours._conv_forward(x, w, ours.bias),
+                                        (x, ours.weight))
+    larger = ours_cls(2, 3, 5, padding=2, method="direct").double()
+    assert larger.weight.numel() > x.numel()
+    assert _ran(lambda: larger(x), "torchflip::conv")
+
+
+def test_layer_remembers_its_route_per_call_signature(monkeypatch):
+    """A repeated call signature skips the argument check and the route's
+    choice; any change in the signature (input shape, a layer argument,
+    gradient mode, the flip cache's switch) checks and chooses again, and
+    every call still computes the true convolution."""
+    checks = []
+    real_check = conv_module.validate_once
+    monkeypatch.setattr(conv_module, "validate_once",
+                        lambda *args: (checks.append(args[1].shape), real_check(*args)))
+    layer = tnn.Conv2d(2, 3, 3, padding=1, method="direct")
+    x = torch.randn(1, 2, 8, 8)
+
+    def check(input, route):
+        with torch.no_grad():
+            torch.testing.assert_close(layer(input), layer.to_torch()(input))
+        assert layer._last_call[1] is route
+
+    check(x, conv_module.CACHED_FLIP)
+    check(x, conv_module.CACHED_FLIP)
+    assert len(checks) == 1
+    check(torch.randn(1, 2, 9, 9), conv_module.CACHED_FLIP)
+    assert len(checks) == 2
+    layer.padding = (2, 2)
+    check(x, conv_module.CACHED_FLIP)
+    assert len(checks) == 3
+    tnn.set_flip_cache_enabled(False)
+    try:
+        check(x, conv_module.DIRECT)
+    finally:
+        tnn.set_flip_cache_enabled(True)
+    check(x, conv_module.CACHED_FLIP)
+    with pytest.raises(ValueError, match="torchflip"):
+        layer(torch.randn(1, 3, 8, 8))  # a new signature is checked again
+    for copied in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert "_last_call" not in copied.__dict__  # a copy remembers nothing
+        with torch.no_grad():
+            torch.testing.assert_close(copied(x), layer(x))

@@ -259,3 +259,27 @@ def test_values_cached_in_inference_mode_serve_calls_that_track_gradients(kind):
     grad.sum().backward()
     grad_ref.sum().backward()
     _assert_matches(kind, x.grad, x_ref.grad)
+
+
+@pytest.mark.parametrize("form", ["non_contiguous", "complex128", "float16"])
+def test_edits_through_data_are_seen_whatever_the_weight_layout(form):
+    """The sampled elements that catch edits through .data are read from
+    memory for contiguous CPU weights of 1 to 8 bytes an element, and
+    through a strided view otherwise (here: a permuted weight, 16-byte
+    complex elements); a 2-byte dtype takes the first way."""
+    layer = tnn.Conv2d(2, 4, 3, padding=1).eval()
+    x = torch.randn(1, 2, 6, 6)
+    if form == "non_contiguous":
+        layer.weight = torch.nn.Parameter(torch.randn(3, 3, 2, 4).permute(3, 2, 0, 1))
+        assert not layer.weight.is_contiguous()
+    else:
+        dtype = getattr(torch, form)
+        layer.to(dtype)
+        x = x.to(dtype)
+    with torch.no_grad():
+        layer(x)
+        layer.weight.data.mul_(2)
+        tol = 2e-3 if form == "float16" else 1e-5
+        torch.testing.assert_close(layer(x), _expected(layer, x), rtol=tol, atol=tol)
+        layer.weight.data.copy_(torch.randn_like(layer.weight))
+        torch.testing.assert_close(layer(x), _expected(layer, x), rtol=tol, atol=tol)

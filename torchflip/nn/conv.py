@@ -16,7 +16,8 @@ cross-correlation.
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from collections.abc import Callable
+from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -31,15 +32,32 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torchflip.nn._arguments import check_layer_sizes
 from torchflip.nn._conversion import copy_convolution
 from torchflip.nn._method import (DIRECT, Engines, check_method, choose_engines, fft_candidate,
-                                  measurement_generation, timing_allowed)
-from torchflip.nn._flip_cache import FlipCacheMixin, FlippedWeightCache, plain_eager
+                                  measurement_generation)
+from torchflip.nn._flip_cache import (FlipCacheMixin, FlippedWeightCache, flip_cache_enabled,
+                                      plain_eager)
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d"]
+
+# Routes by torch's convolution (see _TrueConvNd._route): with the layer's
+# cached flip (no gradient for the weight), with the weight as it is (a
+# kernel of size 1), or with weight.flip() under torch's autograd, as the
+# naive flip does. The last serves weights of at most 1/SMALL_WEIGHT_RATIO of
+# the input's elements, where holding the reversed copy until the backward
+# pass is negligible beside the activations, and torch's autograd node costs
+# less than the operator's C++ one: at one thread, against the operator, a
+# 64-tap filter over 16k samples took 0.87 of its time (forward) and 0.95
+# (forward and backward), a depthwise 7x7 layer at 64x64 0.99, ResNet-50's
+# stem-sized layers the same within noise.
+CACHED_FLIP, AS_IS, FLIP = "cached flip", "as is", "flip"
+SMALL_WEIGHT_RATIO = 64
+Route = Union[str, Engines]
 
 
 class _TrueConvNd(FlipCacheMixin, _ConvNd):
     _dims: int
     _torch_cls: type[nn.Module]
+    _torch_conv: Callable[..., Tensor]  # torch's functional cross-correlation
+    _true_conv: Callable[..., Tensor]  # torchflip's functional true convolution
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
@@ -55,44 +73,41 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
         self.method = method
         self._flip_cache = FlippedWeightCache()
 
-    def _engines(self, input: Tensor, weight: Tensor,
-                 bias: Optional[Tensor]) -> tuple[Engines, Optional[tuple], bool]:
-        """The engines of this call's two passes: ``method``'s, with 'auto'
-        resolved by torchflip.nn._method; the call's signature where the
-        layer is to remember the choice (else None); and whether the
-        signature is that of the layer's last call.
+    def _signature(self, input: Tensor, weight: Tensor,
+                   bias: Optional[Tensor]) -> Optional[tuple]:
+        """What decides how a call is computed, in plain eager mode (else
+        None): the shapes, dtypes, devices and layouts of the operands, the
+        layer's arguments, which operands need gradients (the bias's is a
+        sum, as in _method), whether the flip cache is on, the method, and
+        whether 'auto' may time engines (its measurements' generation, and
+        deterministic mode).
 
-        In eager mode the layer keeps its last 'auto' choice with the call's
-        signature. The choice itself is cached per configuration, but
-        reaching that cache runs Python worth 20-25 us a call between
-        convolutions that evict it from the CPU's caches (a depthwise 7x7
-        layer of 0.55 ms at two threads: 4%). The signature holds everything
-        validate_once describes (shapes, dtypes, devices and layouts of the
-        operands, the layer's arguments), and the layer remembers it only
-        after the call has succeeded, so a repeated signature also stands for
-        arguments the operator has accepted, and the call skips validate_once
-        (fir64@16k in inference: 20-25 us of a 0.25 ms call)."""
+        The layer remembers its last call's signature with the route it took
+        (see _route), and only after the call has succeeded, so a repeated
+        signature also stands for arguments the operator has accepted: the
+        call skips validate_once, the engine choice and the path's checks.
+        Python between convolutions that evict the CPU's caches runs several
+        times slower than alone: at one thread fir64@16k's training forward
+        pass (0.4 ms) spent about 35 us in the layer's Python against torch's
+        layer, of which the remembered route saves about half."""
+        if not _ops.plain_eager_mode():
+            return None
+        return (input.shape, input.dtype, input.device, input.layout,
+                weight.shape, weight.dtype, weight.device, weight.layout,
+                None if bias is None else (bias.shape, bias.dtype, bias.device, bias.layout),
+                torch.is_grad_enabled(), input.requires_grad, weight.requires_grad,
+                flip_cache_enabled(), self.stride, self.padding, self.dilation, self.groups,
+                self.padding_mode, getattr(self, "method", "auto"), measurement_generation(),
+                torch.are_deterministic_algorithms_enabled())
+
+    def _engines(self, input: Tensor, weight: Tensor) -> Engines:
+        """The engines of this call's two passes: ``method``'s, with 'auto'
+        resolved by torchflip.nn._method."""
         method = getattr(self, "method", "auto")  # modules pickled before `method` existed
         if method != "auto":
-            return Engines(method, method), None, False
+            return Engines(method, method)
         if not fft_candidate(self.kernel_size, self.stride, self.in_channels // self.groups):
-            return DIRECT, None, False  # skips the engine choice on every call of such layers
-        if not timing_allowed():
-            return self._choose_engines(input, weight), None, False
-        signature = (input.shape, input.dtype, input.device, input.layout,
-                     weight.shape, weight.dtype, weight.device, weight.layout,
-                     None if bias is None else (bias.shape, bias.dtype, bias.device, bias.layout),
-                     # Which gradients (the bias's is a sum, as in _method), and
-                     # whether the weight's spectra are kept (it needs none).
-                     torch.is_grad_enabled(), input.requires_grad, weight.requires_grad,
-                     self.stride, self.padding, self.dilation, self.groups, self.padding_mode,
-                     measurement_generation())
-        last = self.__dict__.get("_last_engines")
-        if last is not None and last[0] == signature:
-            return last[1], None, True
-        return self._choose_engines(input, weight), signature, False
-
-    def _choose_engines(self, input: Tensor, weight: Tensor) -> Engines:
+            return DIRECT  # skips the engine choice on every call of such layers
         if self.padding_mode != "zeros" or self.padding == "valid":
             padding = (0,) * self._dims
         elif self.padding == "same":
@@ -102,18 +117,26 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
         return choose_engines(input, weight, self.stride, padding, self.dilation, self.groups,
                               keeps_spectra=FlippedWeightCache.applies(weight))
 
-    def _reversed_weight_for_torch(self, weight: Tensor) -> Optional[Tensor]:
-        """The reversed weight with which torch's cross-correlation computes
-        this call exactly, or None where the operator must run."""
+    def _route(self, input: Tensor, weight: Tensor) -> Route:
+        """How this call is computed: by the FFT engine (Engines using it), by
+        the operator (DIRECT), or by torch's convolution with a reversed
+        weight (CACHED_FLIP, AS_IS, FLIP), which computes exactly the same
+        where no other autograd path is needed (plain eager mode)."""
+        engines = self._engines(input, weight)
+        if engines != DIRECT:
+            return engines
         if FlippedWeightCache.applies(weight):
-            # No gradient reaches the weight: the cached flip serves.
-            return self._flip_cache.get(weight)
-        if weight.shape[2:].numel() == 1 and plain_eager(weight):
-            # A kernel of size 1 is its own reversal: torch's layer with its
-            # own autograd computes exactly this, without the operator's
-            # per-call overhead (measurable on bandwidth-bound 1x1 layers).
-            return weight
-        return None
+            return CACHED_FLIP  # no gradient reaches the weight
+        if not plain_eager(weight):
+            return DIRECT
+        if weight.shape[2:].numel() == 1:
+            # A kernel of size 1 is its own reversal: torch's convolution
+            # with its own autograd, without the operator's per-call overhead
+            # (measurable on bandwidth-bound 1x1 layers).
+            return AS_IS
+        if weight.numel() * SMALL_WEIGHT_RATIO <= input.numel():
+            return FLIP
+        return DIRECT
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         if not isinstance(input, Tensor):
@@ -125,25 +148,30 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
             input = nn.functional.pad(input, self._reversed_padding_repeated_twice,
                                       mode=self.padding_mode)
             padding = (0,) * self._dims
-        engines, signature, accepted = self._engines(input, weight, bias)
-        out = self._convolve(input, weight, bias, padding, engines, accepted)
+        signature = self._signature(input, weight, bias)
+        last = self.__dict__.get("_last_call")
+        if signature is not None and last is not None and last[0] == signature:
+            return self._run(last[1], input, weight, bias, padding, accepted=True)
+        route = self._route(input, weight)
+        out = self._run(route, input, weight, bias, padding, accepted=False)
         if signature is not None:
-            self._last_engines = (signature, engines)
+            self._last_call = (signature, route)
         return out
 
-    def _convolve(self, input: Tensor, weight: Tensor, bias: Optional[Tensor], padding,
-                  engines: Engines, accepted: bool) -> Tensor:
-        """The convolution by ``engines``; ``accepted``: the operator has
-        accepted arguments of this call's signature (see _engines)."""
-        if engines == DIRECT:
-            reversed_weight = self._reversed_weight_for_torch(weight)
-            if reversed_weight is not None:
-                if not accepted:
-                    validate_once((TF.conv1d, TF.conv2d, TF.conv3d)[self._dims - 1], input,
-                                  weight, bias, self.stride, padding, self.dilation, self.groups)
-                conv = (nn.functional.conv1d, nn.functional.conv2d, nn.functional.conv3d)
-                return conv[self._dims - 1](input, reversed_weight, bias, self.stride, padding,
-                                            self.dilation, self.groups)
+    def _run(self, route: Route, input: Tensor, weight: Tensor, bias: Optional[Tensor],
+             padding, accepted: bool) -> Tensor:
+        """The convolution by ``route``; ``accepted``: the operator has
+        accepted arguments of this call's signature (see _signature)."""
+        if type(route) is str:
+            if not accepted:
+                validate_once(self._true_conv, input, weight, bias, self.stride, padding,
+                              self.dilation, self.groups)
+            if route == CACHED_FLIP:
+                weight = self._flip_cache.get(weight)
+            elif route == FLIP:
+                weight = weight.flip(list(range(2, weight.dim())))
+            return self._torch_conv(input, weight, bias, self.stride, padding, self.dilation,
+                                    self.groups)
         # The constructor normalised padding (unless a string), stride and
         # dilation to one int per dimension, as the engines take them, and
         # the operator and the FFT engine's checks cover the rest: for a
@@ -152,21 +180,28 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
         # convolutions).
         normalised = (input.dim() == self._dims + 2 and type(padding) is tuple
                       and type(self.stride) is tuple and type(self.dilation) is tuple)
-        if engines == DIRECT and normalised:
+        if route == DIRECT and normalised:
             return _ops.conv(input, weight, bias, self.stride, padding, self.dilation,
                              self.groups)
         spectra = None
-        if engines.uses_fft and FlippedWeightCache.applies(weight):
+        if route.uses_fft and FlippedWeightCache.applies(weight):
             # No gradient reaches the weight: its spectra are kept.
             spectra = functools.partial(self._flip_cache.spectrum, weight)
         if normalised:
             return TF.run_engines(input, weight, bias, self.stride, padding, self.dilation,
-                                  self.groups, self._dims, engines, spectra, validated=accepted)
+                                  self.groups, self._dims, route, spectra, validated=accepted)
         return TF._conv_nd(input, weight, bias, self.stride, padding, self.dilation, self.groups,
-                           self._dims, engines, spectra)
+                           self._dims, route, spectra)
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, self.weight, self.bias)
+
+    def __getstate__(self) -> dict:
+        # The remembered route stands for this process's calls (and timings):
+        # copies and pickles start without it.
+        state = self.__dict__.copy()
+        state.pop("_last_call", None)
+        return state
 
     def __prepare_scriptable__(self):
         from torchflip.nn._scriptable import ScriptableConv
@@ -217,6 +252,8 @@ class Conv1d(_TrueConvNd):
 
     _dims = 1
     _torch_cls = nn.Conv1d
+    _torch_conv = staticmethod(nn.functional.conv1d)
+    _true_conv = staticmethod(TF.conv1d)
 
 
 class Conv2d(_TrueConvNd):
@@ -238,6 +275,8 @@ class Conv2d(_TrueConvNd):
 
     _dims = 2
     _torch_cls = nn.Conv2d
+    _torch_conv = staticmethod(nn.functional.conv2d)
+    _true_conv = staticmethod(TF.conv2d)
 
 
 class Conv3d(_TrueConvNd):
@@ -252,3 +291,5 @@ class Conv3d(_TrueConvNd):
 
     _dims = 3
     _torch_cls = nn.Conv3d
+    _torch_conv = staticmethod(nn.functional.conv3d)
+    _true_conv = staticmethod(TF.conv3d)

@@ -281,3 +281,35 @@ def test_kept_weight_spectra_serve_every_block(case, tiny_budget, small_segments
                                2 * (ref - bias) + bias)
     torch.testing.assert_close(_fft_conv.fft_backward(g, x, w, pad, dil, groups, mask, keep)[0],
                                2 * expected)
+
+
+@pytest.mark.parametrize("x_size, w_size, length", [(16, 5, 16), (6, 9, 16), (12, 12, 20)])
+def test_joint_spectra_are_each_operands_spectrum(x_size, w_size, length, monkeypatch):
+    """Input and weight rows transformed in one call give each operand's own
+    real FFT (an operand shorter than the other, or than the length, is
+    zero-padded), and nothing where the transform would be chunked."""
+    monkeypatch.setattr(_fft_conv, "JOINT_MIN_LENGTH", 1)
+    x = torch.randn(3, 1, 2, x_size, dtype=torch.float64).unfold(-1, x_size, 1)[..., 0, :]
+    w = torch.randn(1, 4, 2, w_size, dtype=torch.float64)
+    x_hat, w_hat = _fft_conv._joint_spectra(x, w, length, budget=1 << 20)
+    torch.testing.assert_close(x_hat, torch.fft.rfft(x, n=length))
+    torch.testing.assert_close(w_hat, torch.fft.rfft(w, n=length))
+    monkeypatch.setattr(_fft_conv, "JOINT_MIN_LENGTH", length + 1)
+    assert _fft_conv._joint_spectra(x, w, length, budget=1 << 20) is None
+    monkeypatch.setattr(_fft_conv, "JOINT_MIN_LENGTH", 1)
+    monkeypatch.setattr(_fft_conv, "_transformed_whole", lambda *args: False)
+    assert _fft_conv._joint_spectra(x, w, length, budget=1 << 20) is None
+
+
+@pytest.mark.parametrize("case", OVERLAP_SAVE_CASES[:4])
+def test_overlap_save_with_joint_spectra_matches_reference(case, small_segments, monkeypatch):
+    """The forward pass with input and weight transformed in one call (its
+    minimum length lowered so that small segments take it)."""
+    monkeypatch.setattr(_fft_conv, "JOINT_MIN_LENGTH", 1)
+    calls = []
+    joint = _fft_conv._joint_spectra
+    monkeypatch.setattr(_fft_conv, "_joint_spectra", lambda *a: calls.append(1) or joint(*a))
+    n, cin, cout, length, k, padding, dilation, groups = case
+    _check_against_reference(*_operands(n, cin, cout, length, k, groups), padding, dilation,
+                             groups)
+    assert calls

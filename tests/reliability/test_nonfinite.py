@@ -147,11 +147,28 @@ def test_default_layer_with_a_long_kernel_propagates_non_finite_values_as_torch(
 @pytest.mark.parametrize("grad_enabled", [True, False])
 def test_fft_engine_sees_infinities_of_both_signs_in_different_operands(grad_enabled):
     """+inf in the input and -inf in the weight: the engine's finiteness check
-    adds the operands' sums, whose infinities make a NaN, and still routes the
-    call to the direct engine."""
+    adds sums whose infinities may make a NaN, and still routes the call to
+    the direct engine."""
     x = torch.randn(1, 2, 64)
     x[0, 0, 20] = float("inf")
     w = torch.randn(3, 2, 5)
     w[1, 1, 2] = float("-inf")
     x.requires_grad_(grad_enabled)
     assert_same_non_finite(TF.conv1d(x, w, method="fft"), torch_conv(x, w), "output")
+
+
+@pytest.mark.parametrize("poison", ["input", "weight", "grad_output"])
+@pytest.mark.parametrize("value", NON_FINITE, ids=["nan", "inf", "-inf"])
+def test_fft_engine_gradients_propagate_non_finite_values_as_torch(poison, value):
+    """The FFT engine's backward pass (method='fft', and 'auto' through the
+    layer's split engines) keeps a non-finite operand or upstream gradient
+    inside the gradients that torch's own place it in."""
+    x, w, b = torch.randn(1, 2, 64), torch.randn(3, 2, 5), torch.randn(3)
+    upstream = torch.randn(1, 3, 60)
+    {"input": x, "weight": w, "grad_output": upstream}[poison].view(-1)[7] = value
+    leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+    ref_leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+    ours = torch.autograd.grad(TF.conv1d(*leaves, method="fft"), leaves, upstream)
+    theirs = torch.autograd.grad(torch_conv(*ref_leaves), ref_leaves, upstream)
+    for name, g, r in zip(("input", "weight", "bias"), ours, theirs):
+        assert_same_non_finite(g, r, f"gradient of {name}")

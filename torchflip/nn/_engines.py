@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from torchflip import _ops
-from torchflip.nn._fft_conv import WeightSpectra, all_finite, fft_backward, fft_conv, fft_forward
+from torchflip.nn._fft_conv import (WeightSpectra, all_finite, fft_backward, fft_conv,
+                                     fft_forward, finite_results)
 from torchflip.nn._method import Engines
 
 
@@ -40,10 +41,13 @@ class TwoEngineConv(torch.autograd.Function):
         input, weight = ctx.saved_tensors
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
                 ctx.has_bias and ctx.needs_input_grad[2]]
-        if ctx.engines.backward == "fft" and all_finite(grad_output, input, weight):
+        grads = None
+        if ctx.engines.backward == "fft":
             grads = fft_backward(grad_output, input, weight, ctx.padding, ctx.dilation,
                                  ctx.groups, mask, ctx.weight_spectra)
-        else:
+            if not finite_results(*grads[:2]):
+                grads = None  # see finite_results
+        if grads is None:
             grads = torch.ops.torchflip.conv_backward(
                 grad_output, input, weight, [1] * len(ctx.padding), ctx.padding, ctx.dilation,
                 ctx.groups, mask)
@@ -54,10 +58,10 @@ class TwoEngineConv(torch.autograd.Function):
 def _forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], engines: Engines,
              padding: Sequence[int], dilation: Sequence[int], groups: int,
              weight_spectra: Optional[WeightSpectra]) -> Tensor:
-    # Non-finite operands take the direct engine, which confines NaN and
-    # infinity to the outputs they touch (see all_finite).
-    if engines.forward == "fft" and all_finite(input, weight, bias):
-        return fft_forward(input, weight, bias, padding, dilation, groups, weight_spectra)
+    if engines.forward == "fft":
+        out = fft_forward(input, weight, bias, padding, dilation, groups, weight_spectra)
+        if finite_results(out):
+            return out  # else see finite_results
     return torch.ops.torchflip._conv(input, weight, bias, [1] * len(padding), padding, dilation,
                                      groups)
 

@@ -135,6 +135,26 @@ def all_finite(*tensors: Optional[Tensor]) -> bool:
     return bool(torch.isfinite(sum(sums[1:], sums[0]))) if sums else True
 
 
+def finite_results(*results: Optional[Tensor]) -> bool:
+    """Whether every element of the eager engine's ``results`` is finite;
+    where not, the caller computes them again by the direct engine.
+
+    A NaN or infinity in an operand spreads over the whole transformed row
+    of every map it touches, where the direct sum confines it to the outputs
+    whose window covers it. Such an operand makes at least one result non-
+    finite, and any result computed from finite operands is finite (short of
+    overflow, which only costs the direct engine's time), so the results'
+    sums tell, as :func:`all_finite` tells from the operands'. Checking the
+    results costs two ATen calls for one result, where the operands took
+    seven: after an FFT has evicted the CPU's caches each call takes about
+    8 us (fir1024@16k's forward pass, 0.55 ms at one thread: the operands'
+    check took 50 us there, 14 us alone)."""
+    sums = [r.sum() for r in results if r is not None]
+    if not sums:
+        return True
+    return math.isfinite(sum(sums[1:], sums[0]).item())
+
+
 def transform_lengths(spatial: Sequence[int], padding: Sequence[int]) -> list[int]:
     return [next_fast_len(int(s) + 2 * int(p)) for s, p in zip(spatial, padding)]
 

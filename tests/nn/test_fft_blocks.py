@@ -313,3 +313,16 @@ def test_overlap_save_with_joint_spectra_matches_reference(case, small_segments,
     _check_against_reference(*_operands(n, cin, cout, length, k, groups), padding, dilation,
                              groups)
     assert calls
+
+
+def test_views_and_chunks_that_take_everything_are_the_tensor_itself():
+    """A narrow over a whole dimension and a chunk over every map return the
+    tensor unchanged (no ATen call); partial ones are the usual views."""
+    t = torch.randn(4, 6)
+    assert _fft_conv._narrow(t, 1, 0, 6) is t
+    torch.testing.assert_close(_fft_conv._narrow(t, 1, 2, 3), t[:, 2:5])
+    assert list(_fft_conv._leading_chunks((4, 6), 10, 240)) == [None]
+    assert _fft_conv._part(t, None) is t
+    chunks = list(_fft_conv._leading_chunks((4, 6), 10, 120))
+    assert chunks == [(slice(0, 2),), (slice(2, 4),)]
+    torch.testing.assert_close(torch.cat([_fft_conv._part(t, c) for c in chunks]), t)

@@ -247,6 +247,22 @@ def _cyclic_window(t: Tensor, dim: int, start: int, size: int) -> Tensor:
     return torch.cat([t.narrow(dim, start, first), t.narrow(dim, 0, size - first)], dim)
 
 
+def _narrow(t: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """``t.narrow(dim, start, length)``, or ``t`` itself where that is all of
+    it. Every view is an ATen call, about 2 us each after an FFT has evicted
+    the CPU's caches; a layer of one block took a dozen views that changed
+    nothing (fir1024@16k's forward pass)."""
+    if start == 0 and length == t.shape[dim]:
+        return t
+    return t.narrow(dim, start, length)
+
+
+def _part(t: Tensor, index: Optional[tuple]) -> Tensor:
+    """``t[index]``, or ``t`` itself for the index None (the whole of it,
+    see :func:`_leading_chunks`)."""
+    return t if index is None else t[index]
+
+
 def _frequencies(lengths: Sequence[int]) -> tuple[int, ...]:
     """The shape of a real FFT's half-spectrum over ``lengths``."""
     return tuple(lengths[:-1]) + (lengths[-1] // 2 + 1,)
@@ -266,7 +282,7 @@ def _map_bytes(lengths: Sequence[int], element_size: int) -> int:
 def _channels(t: Tensor, groups: int, start: int, count: int) -> Tensor:
     """(A, groups * per, *rest) -> (A, groups, count, *rest): the channels
     [start, start + count) of every group (a view)."""
-    return t.unflatten(1, (groups, -1)).narrow(2, start, count)
+    return _narrow(t.unflatten(1, (groups, -1)), 2, start, count)
 
 
 def _mix_forward(x_hat: Tensor, w_hat: Tensor, out: Optional[Tensor] = None) -> Tensor:
@@ -410,7 +426,14 @@ def _chunk_bytes(map_bytes: int, budget: int, lengths: Sequence[int],
 def _leading_chunks(shape: Sequence[int], map_bytes: int, budget: int):
     """Index tuples (slices of the leading dimensions ``shape``) that cover
     them in order, each taking at most ``budget`` bytes of maps (one map at
-    least)."""
+    least); the one index None where a single chunk takes them all."""
+    if math.prod(shape) * map_bytes <= budget:
+        yield None
+        return
+    yield from _chunks_of(shape, map_bytes, budget)
+
+
+def _chunks_of(shape: Sequence[int], map_bytes: int, budget: int):
     if not shape:
         yield ()
         return
@@ -420,7 +443,7 @@ def _leading_chunks(shape: Sequence[int], map_bytes: int, budget: int):
             yield (slice(start, start + count),)
         return
     for i in range(int(shape[0])):
-        for rest in _leading_chunks(shape[1:], map_bytes, budget):
+        for rest in _chunks_of(shape[1:], map_bytes, budget):
             yield (slice(i, i + 1),) + rest
 
 
@@ -444,7 +467,7 @@ def _spectrum(t: Tensor, lengths: Sequence[int], budget: int) -> Tensor:
     out = t.new_empty(leading + (math.prod(frequencies),),
                       dtype=torch.promote_types(t.dtype, torch.complex64))
     for index in _leading_chunks(leading, map_bytes, chunk_bytes):
-        out[index].unflatten(-1, frequencies).copy_(_rfft(t[index], lengths))
+        _part(out, index).unflatten(-1, frequencies).copy_(_rfft(_part(t, index), lengths))
     return out
 
 
@@ -474,8 +497,9 @@ def _joint_spectra(x: Tensor, w: Tensor, length: int, budget: int
     rows = x.new_empty((x_rows + w_rows, size))
     for part, t in ((rows[:x_rows], x), (rows[x_rows:], w)):
         part = part.view(t.shape[:-1] + (size,))
-        part.narrow(-1, 0, t.shape[-1]).copy_(t)
-        part.narrow(-1, t.shape[-1], size - t.shape[-1]).zero_()
+        _narrow(part, -1, 0, t.shape[-1]).copy_(t)
+        if t.shape[-1] < size:
+            part.narrow(-1, t.shape[-1], size - t.shape[-1]).zero_()
     spectra = torch.fft.rfft(rows, n=length)
     return (spectra[:x_rows].view(x.shape[:-1] + (-1,)),
             spectra[x_rows:].view(w.shape[:-1] + (-1,)))
@@ -491,10 +515,11 @@ def _inverse_into(dest: Tensor, spectrum: Tensor, lengths: Sequence[int], start:
     frequencies = _frequencies(lengths)
     chunk_bytes = _chunk_bytes(map_bytes, budget, lengths, spectrum.device)
     for index in _leading_chunks(tuple(spectrum.shape[:-1]), map_bytes, chunk_bytes):
-        window = _irfft_window(spectrum[index].unflatten(-1, frequencies), lengths, start, size)
+        window = _irfft_window(_part(spectrum, index).unflatten(-1, frequencies), lengths,
+                               start, size)
         if step is not None and any(d != 1 for d in step):
             window = window[(Ellipsis,) + tuple(slice(None, None, d) for d in step)]
-        dest[index].copy_(window)
+        _part(dest, index).copy_(window)
 
 
 # Where a layer's weight needs no gradient, its spectra can be kept between
@@ -521,8 +546,8 @@ def _weight_block(w_g: Tensor, w_g_kept: Optional[Tensor], o0: int, os: int, c0:
     [c0, c0 + cs) of ``w_g`` (gs, O/g, C/g, *K), the weight of a block of
     groups: a view of its kept spectrum where there is one."""
     if w_g_kept is not None:
-        return w_g_kept.narrow(1, o0, os).narrow(2, c0, cs)
-    return _spectrum(w_g.narrow(1, o0, os).narrow(2, c0, cs), lengths, budget)
+        return _narrow(_narrow(w_g_kept, 1, o0, os), 2, c0, cs)
+    return _spectrum(_narrow(_narrow(w_g, 1, o0, os), 2, c0, cs), lengths, budget)
 
 
 def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
@@ -560,10 +585,10 @@ def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
                  and blocks.samples == n and len(channel_blocks) == 1
                  and len(output_blocks) == 1)
     for g0, gs in _ranges(groups, blocks.groups):
-        x_g = input.narrow(1, g0 * c_per, gs * c_per)
-        w_g = w_dilated.narrow(0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
-        w_g_kept = None if w_kept is None else w_kept.narrow(0, g0, gs)
-        out_g = out.narrow(1, g0 * o_per, gs * o_per).unflatten(1, (gs, o_per))
+        x_g = _narrow(input, 1, g0 * c_per, gs * c_per)
+        w_g = _narrow(w_dilated, 0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
+        w_g_kept = None if w_kept is None else _narrow(w_kept, 0, g0, gs)
+        out_g = _narrow(out, 1, g0 * o_per, gs * o_per).unflatten(1, (gs, o_per))
         joint = (_joint_spectra(_channels(x_g, gs, 0, c_per), w_g, lengths[0], budget)
                  if one_block else None)
         # A spectrum that one block covers whole is transformed once.
@@ -574,7 +599,7 @@ def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
         else:
             w_whole = None
         for n0, ns in _ranges(n, blocks.samples):
-            x_n = x_g.narrow(0, n0, ns)
+            x_n = _narrow(x_g, 0, n0, ns)
             if joint is not None:
                 x_whole = joint[0]
             elif len(channel_blocks) == 1:
@@ -591,7 +616,7 @@ def _blocked_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
                     y_hat = _mix_forward(x_hat, w_hat, y_hat)
                     # Freed before the next block's spectra are made.
                     del x_hat, w_hat
-                _inverse_into(out_g.narrow(0, n0, ns).narrow(2, o0, os), y_hat, lengths, start,
+                _inverse_into(_narrow(_narrow(out_g, 0, n0, ns), 2, o0, os), y_hat, lengths, start,
                               out_size, budget)
                 del y_hat
             del x_whole
@@ -628,10 +653,10 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
     w_kept = (_kept_weight_spectrum(weight_spectra, w_dilated, lengths, groups, budget)
               if mask[0] else None)
     for g0, gs in _ranges(groups, blocks.groups):
-        x_g = input.narrow(1, g0 * c_per, gs * c_per)
-        g_g = grad_output.narrow(1, g0 * o_per, gs * o_per).unflatten(1, (gs, o_per))
-        w_g = w_dilated.narrow(0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
-        w_g_kept = None if w_kept is None else w_kept.narrow(0, g0, gs)
+        x_g = _narrow(input, 1, g0 * c_per, gs * c_per)
+        g_g = _narrow(grad_output, 1, g0 * o_per, gs * o_per).unflatten(1, (gs, o_per))
+        w_g = _narrow(w_dilated, 0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
+        w_g_kept = None if w_kept is None else _narrow(w_kept, 0, g0, gs)
         w_whole = (_weight_block(w_g, w_g_kept, 0, o_per, 0, c_per, lengths, budget)
                    if mask[0] and len(channel_blocks) == 1 and len(output_blocks) == 1 else None)
         # The weight gradient's spectrum of a block of channels sums over
@@ -640,21 +665,21 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
         w_grad_hats: dict = {}
 
         def store_weight_grad(c0: int, cs: int, o0: int, os: int) -> None:
-            target = grad_weight.narrow(0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
-            _inverse_into(target.narrow(1, o0, os).narrow(2, c0, cs),
+            target = _narrow(grad_weight, 0, g0 * o_per, gs * o_per).unflatten(0, (gs, o_per))
+            _inverse_into(_narrow(_narrow(target, 1, o0, os), 2, c0, cs),
                           w_grad_hats.pop((c0, cs, o0, os)), lengths, grad_start, kernel, budget,
                           dilation)
 
         for n0, ns in _ranges(n, blocks.samples):
-            g_n = g_g.narrow(0, n0, ns)
+            g_n = _narrow(g_g, 0, n0, ns)
             g_whole = _spectrum(g_n, lengths, budget) if len(output_blocks) == 1 else None
             for c0, cs in channel_blocks:
-                x_hat = (_spectrum(_channels(x_g.narrow(0, n0, ns), gs, c0, cs), lengths, budget)
+                x_hat = (_spectrum(_channels(_narrow(x_g, 0, n0, ns), gs, c0, cs), lengths, budget)
                          if mask[1] else None)
                 gx_hat = None
                 for o0, os in output_blocks:
                     g_hat = (g_whole if g_whole is not None
-                             else _spectrum(g_n.narrow(2, o0, os), lengths, budget))
+                             else _spectrum(_narrow(g_n, 2, o0, os), lengths, budget))
                     if mask[0]:
                         w_hat = (w_whole if w_whole is not None
                                  else _weight_block(w_g, w_g_kept, o0, os, c0, cs, lengths,
@@ -669,7 +694,7 @@ def _blocked_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                             store_weight_grad(*key)
                     del g_hat
                 if mask[0]:
-                    target = grad_input.narrow(0, n0, ns).narrow(1, g0 * c_per, gs * c_per)
+                    target = _narrow(_narrow(grad_input, 0, n0, ns), 1, g0 * c_per, gs * c_per)
                     _inverse_into(_channels(target, gs, c0, cs), gx_hat, lengths, grad_start,
                                   input.shape[2:], budget)
                 del x_hat, gx_hat
@@ -768,7 +793,7 @@ def _filter_bank_hop(input: Tensor, weight: Tensor, padding: Sequence[int],
 def _segments(t: Tensor, size: int, hop: int, count: int) -> Tensor:
     """(C, L) -> (count, C, size): the windows [j hop, j hop + size) of
     ``t``, overlapping where size > hop; a view."""
-    return t.unfold(-1, size, hop).narrow(1, 0, count).transpose(0, 1)
+    return _narrow(t.unfold(-1, size, hop), 1, 0, count).transpose(0, 1)
 
 
 def _overlap_add(segments: Tensor, hop: int, length: int) -> Tensor:

@@ -82,13 +82,18 @@ class Measurement:
         return statistics.stdev(medians)
 
 
-def _time_calls(fn: Callable[[], object], calls: int, sync: Callable[[], None]) -> float:
+def _time_calls(fn: Callable[[], object], calls: int, sync: Callable[[], None],
+                settle: bool = False) -> float:
     """Seconds per call over ``calls`` back-to-back calls, garbage collection
-    off so that a collection triggered by one callable is not billed to it."""
+    off so that a collection triggered by one callable is not billed to it;
+    with ``settle``, after one untimed call."""
     sync()
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        if settle:
+            fn()
+            sync()
         start = time.perf_counter()
         for _ in range(calls):
             fn()
@@ -116,8 +121,16 @@ def measure_interleaved(functions: dict[str, Callable[[], object]], repeats: int
     must follow every other equally often. Rotating one order does not do
     that: it keeps the cyclic order, so each callable follows the same
     neighbour every round, and two copies of the same callable measured
-    1-2% apart. When the rounds would take longer than ``max_seconds``, the
-    number of rounds is cut, but never below ``min_repeats``.
+    1-2% apart. A sample of several calls starts with one more, untimed:
+    the first call after a much slower neighbour pays for the state it left
+    (after torch.nn's 2.4 s fir4096@64k call, which maps and frees a 1 GB
+    im2col buffer, the FFT layer's next 3 ms call took 15-20 ms), which
+    shuffling only spreads at random over the candidates that share an
+    engine (the 'auto' and 'fft' layers there read 1.275 apart over 15
+    rounds). Samples of one call (calls of min_sample_seconds or longer)
+    have no such call. When the rounds would take longer than
+    ``max_seconds``, the number of rounds is cut, but never below
+    ``min_repeats``.
     """
     estimates = {}
     for name, fn in functions.items():
@@ -130,7 +143,8 @@ def measure_interleaved(functions: dict[str, Callable[[], object]], repeats: int
         estimates[name] = max(estimate, 1e-7)
     calls = {name: max(1, math.ceil(min_sample_seconds / estimate))
              for name, estimate in estimates.items()}
-    round_seconds = sum(calls[name] * estimates[name] for name in functions)
+    round_seconds = sum((calls[name] + (calls[name] > 1)) * estimates[name]
+                        for name in functions)
     rounds = max(min_repeats, min(repeats, int(max_seconds / round_seconds)))
 
     names = list(functions)
@@ -139,7 +153,8 @@ def measure_interleaved(functions: dict[str, Callable[[], object]], repeats: int
     gc.collect()
     for _ in range(rounds):
         for name in order.sample(names, len(names)):
-            result.seconds[name].append(_time_calls(functions[name], calls[name], sync))
+            result.seconds[name].append(_time_calls(functions[name], calls[name], sync,
+                                                    settle=calls[name] > 1))
     return result
 
 

@@ -4,6 +4,7 @@ threshold, so a wrong judgement (a flipped comparison, a row left out, the
 wrong candidate) fails here rather than in a report."""
 
 import itertools
+import time
 
 import pytest
 
@@ -151,6 +152,28 @@ def test_interleaved_rounds_let_each_callable_follow_every_other():
         assert sorted(round_) == names
         followed.update(itertools.pairwise(round_))
     assert followed == {(a, b) for a in names for b in names if a != b}
+
+
+def test_a_sample_of_several_calls_is_not_billed_for_its_predecessor():
+    """The first call after another callable pays for the state that one left
+    (here: 20 ms); a sample of several calls starts with one untimed call, so
+    that cost is billed to no one, while a sample of one call keeps it."""
+    from benchmarks.timing import measure_interleaved
+
+    last = [None]
+
+    def callable_named(name):
+        def call():
+            if last[0] != name:
+                time.sleep(0.02)
+            last[0] = name
+        return call
+
+    functions = {name: callable_named(name) for name in ("a", "b")}
+    several = measure_interleaved(functions, repeats=4, min_sample_seconds=0.001, warmup=2)
+    assert max(several.seconds["a"] + several.seconds["b"]) < 0.005
+    single = measure_interleaved(functions, repeats=4, min_sample_seconds=0.0, warmup=1)
+    assert max(single.seconds["a"] + single.seconds["b"]) >= 0.015
 
 
 def test_inference_parity():

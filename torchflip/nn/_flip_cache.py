@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import weakref
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -42,8 +42,8 @@ from torchflip import _ops
 
 
 def _key(weight: Tensor) -> tuple:
-    return (weight._version, weight.data_ptr(), weight.device, weight.dtype,
-            tuple(weight.shape), weight.stride())
+    return (weight._version, weight.data_ptr(), weight.device, weight.dtype, weight.shape,
+            weight.stride())
 
 
 _SAMPLES = 16
@@ -53,32 +53,47 @@ _SAMPLES = 16
 _BITS = {1: ctypes.c_uint8, 2: ctypes.c_uint16, 4: ctypes.c_uint32, 8: ctypes.c_uint64}
 
 
-def _samples(weight: Tensor) -> object:
-    """Up to 16 elements spread evenly over ``weight``, to be compared with
-    ``==``. A contiguous CPU weight's are read as bytes straight from its
-    memory, without an ATen op: between convolutions that evict the CPU's
-    caches, the two ops of a sampled view and torch.equal took about 20 us
-    of a 0.4 ms call (fir64@16k in inference), the read about half that.
-    Other weights (on an accelerator, or non-contiguous) give a strided view
-    of the weight (of a contiguous copy if need be), which torch.equal
-    compares with the kept copy. Callers run where no autograd graph can be
-    recorded (see FlippedWeightCache.applies)."""
-    numel = weight.numel()
-    step = max(1, numel // _SAMPLES)
+def _sample_view(weight: Tensor) -> Union[memoryview, Tensor, None]:
+    """A view of up to 16 elements spread evenly over ``weight``, read again
+    on every hit: a memoryview of a contiguous CPU weight's memory, whose
+    bytes are read without an ATen call (between convolutions that evict the
+    CPU's caches, the two ATen calls of a strided view and torch.equal took
+    about 20 us of a 0.4 ms call, fir64@16k in inference); a strided tensor
+    view of a contiguous weight elsewhere (an accelerator), compared by
+    torch.equal; None for a non-contiguous weight, sampled from a contiguous
+    copy each time. The entry's key (data pointer, shape, strides) is
+    compared first, so the view still addresses this weight's elements.
+    Callers run where no autograd graph can be recorded (see
+    FlippedWeightCache.applies)."""
+    if not weight.is_contiguous():
+        return None
     bits = _BITS.get(weight.element_size())
-    if weight.device.type == "cpu" and bits is not None and weight.is_contiguous():
-        # The key (data pointer, shape, strides) holds the memory read here
-        # in place while the entry lasts.
+    if weight.device.type == "cpu" and bits is not None:
+        numel = weight.numel()
         memory = memoryview((bits * numel).from_address(weight.data_ptr()))
-        return memory[::step][:_SAMPLES].tobytes()
-    weight = weight.contiguous()
-    return weight.as_strided((min(_SAMPLES, numel),), (step,), weight.storage_offset())
+        return memory[::max(1, numel // _SAMPLES)][:_SAMPLES]
+    return _strided_samples(weight)
 
 
-def _same_samples(kept: object, now: object) -> bool:
-    if isinstance(kept, bytes):
-        return kept == now
-    return torch.equal(kept, now)
+def _strided_samples(weight: Tensor) -> Tensor:
+    """The sampled elements of a contiguous ``weight`` as a tensor view (it
+    keeps the weight's storage alive)."""
+    numel = weight.numel()
+    return weight.as_strided((min(_SAMPLES, numel),), (max(1, numel // _SAMPLES),),
+                             weight.storage_offset())
+
+
+def _sampled(view: Union[memoryview, Tensor, None], weight: Tensor) -> Union[bytes, Tensor]:
+    """The sampled elements' values now: bytes, or a tensor view."""
+    if isinstance(view, memoryview):
+        return view.tobytes()
+    return view if view is not None else _strided_samples(weight.contiguous())
+
+
+def _unchanged(view: Union[memoryview, Tensor, None], samples: Union[bytes, Tensor],
+               weight: Tensor) -> bool:
+    now = _sampled(view, weight)
+    return now == samples if isinstance(now, bytes) else torch.equal(now, samples)
 
 
 def plain_eager(weight: Tensor) -> bool:
@@ -96,9 +111,9 @@ SPECTRA_MAX_BYTES = 4 << 20
 
 class FlippedWeightCache:
     """One layer's cached flip and spectra. The entry (weight reference, key,
-    samples, derived values) is read and replaced as a single tuple, so
-    threads sharing a layer never pair one weight's key with another
-    weight's values."""
+    sample view, sampled values, derived values) is read and replaced as a
+    single tuple, so threads sharing a layer never pair one weight's key
+    with another weight's values."""
 
     def __init__(self) -> None:
         self._entry: Optional[tuple] = None
@@ -119,14 +134,15 @@ class FlippedWeightCache:
         key = _key(weight)
         entry = self._entry
         if (entry is not None and entry[0]() is weight and entry[1] == key
-                and _same_samples(entry[2], _samples(weight))):
-            return entry[3]
+                and _unchanged(entry[2], entry[3], weight)):
+            return entry[4]
         derived: dict = {}
-        samples = _samples(weight)
+        view = _sample_view(weight)
+        samples = _sampled(view, weight)
         if isinstance(samples, Tensor):
             with _ops.plain_tensors():
                 samples = samples.detach().clone()
-        self._entry = (weakref.ref(weight), key, samples, derived)
+        self._entry = (weakref.ref(weight), key, view, samples, derived)
         return derived
 
     def get(self, weight: Tensor) -> Tensor:

@@ -28,7 +28,9 @@ def _check_against_reference(x, w, b, padding, dilation, groups):
     dims = x.dim() - 2
     pad, dil = [padding] * dims, [dilation] * dims
     ref = _reference(x, w, b, padding, dilation, groups)
-    torch.testing.assert_close(_fft_conv.fft_forward(x, w, b, pad, dil, groups), ref)
+    out = _fft_conv.fft_forward(x, w, b, pad, dil, groups)
+    torch.testing.assert_close(out, ref)
+    assert out.is_contiguous()  # as torch's convolution returns it
     g = torch.randn_like(ref)
     expected = torch.autograd.grad(ref, (x, w, b), g)
     for mask in itertools.product([True, False], repeat=3):

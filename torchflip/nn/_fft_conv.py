@@ -120,19 +120,13 @@ def fft_supports(input: Tensor) -> bool:
 def all_finite(*tensors: Optional[Tensor]) -> bool:
     """Whether every element is finite. A NaN or infinity would spread over a
     whole FFT output row, where the direct sum confines it to the outputs it
-    touches, so the FFT engine runs only on finite operands (checked in
-    eager mode; under torch.compile the check would break the graph).
-
-    One sum per tensor decides: it is finite only if every element is. A sum
-    that overflows from finite elements reads as non-finite, which costs only
-    the FFT's speed (the direct engine runs), never a wrong result. The sums
-    are added before the one check, which reads the device once: a NaN or
-    infinity in any of them survives the addition (infinities of both signs
-    make a NaN)."""
+    touches, so the FFT engine runs only on finite operands outside plain
+    eager mode (the eager engine checks its results instead, see
+    :func:`finite_results`, whose sums decide here too). Under torch.compile
+    the check would break the graph, and nothing is checked."""
     if torch.compiler.is_compiling():
         return True
-    sums = [t.sum() for t in tensors if t is not None]
-    return bool(torch.isfinite(sum(sums[1:], sums[0]))) if sums else True
+    return finite_results(*tensors)
 
 
 def finite_results(*results: Optional[Tensor]) -> bool:
@@ -142,13 +136,16 @@ def finite_results(*results: Optional[Tensor]) -> bool:
     A NaN or infinity in an operand spreads over the whole transformed row
     of every map it touches, where the direct sum confines it to the outputs
     whose window covers it. Such an operand makes at least one result non-
-    finite, and any result computed from finite operands is finite (short of
-    overflow, which only costs the direct engine's time), so the results'
-    sums tell, as :func:`all_finite` tells from the operands'. Checking the
-    results costs two ATen calls for one result, where the operands took
-    seven: after an FFT has evicted the CPU's caches each call takes about
-    8 us (fir1024@16k's forward pass, 0.55 ms at one thread: the operands'
-    check took 50 us there, 14 us alone)."""
+    finite, and any result computed from finite operands is finite. One sum
+    per tensor decides: it is finite only if every element is (a sum that
+    overflows from finite elements reads as non-finite, which costs only the
+    direct engine's time, never a wrong result). The sums are added and read
+    once: a NaN or infinity in any of them survives the addition
+    (infinities of both signs make a NaN). Checking the results costs two
+    ATen calls for one result, where the operands took seven: after an FFT
+    has evicted the CPU's caches each call takes about 8 us (fir1024@16k's
+    forward pass, 0.55 ms at one thread: the operands' check took 50 us
+    there, 14 us alone)."""
     sums = [r.sum() for r in results if r is not None]
     if not sums:
         return True

@@ -66,12 +66,35 @@ OVERLAP_SAVE_CASES = [
 ]
 
 
+@pytest.fixture(params=["one block", "blocks"])
+def segment_blocks(request, monkeypatch):
+    """Records whether the forward pass took every segment in one block;
+    'blocks' forbids it."""
+    if request.param == "blocks":
+        monkeypatch.setattr(_fft_conv, "SEGMENTS_ONE_BLOCK_BYTES", 0)
+    calls = []
+    one_block = _fft_conv._segments_in_one_block
+    monkeypatch.setattr(_fft_conv, "_segments_in_one_block",
+                        lambda *a: calls.append(1) or one_block(*a))
+    return request.param, calls
+
+
 @pytest.mark.parametrize("case", OVERLAP_SAVE_CASES, ids=str)
-def test_overlap_save_matches_reference(case, small_segments):
+def test_overlap_save_matches_reference(case, small_segments, segment_blocks):
     n, cin, cout, size, k, padding, dilation, groups = case
     x, w, b = _operands(n, cin, cout, size, k, groups)
     assert _fft_conv._overlap_save_hop(x, w, [padding], [dilation]) is not None
     _check_against_reference(x, w, b, padding, dilation, groups)
+    path, calls = segment_blocks
+    assert bool(calls) == (path == "one block")
+
+
+def test_overlap_save_without_bias_matches_reference(small_segments, segment_blocks):
+    x, w, _ = _operands(1, 1, 3, 203, 4, 1)
+    ref = _reference(x, w, None, 0, 1, 1)
+    torch.testing.assert_close(_fft_conv.fft_forward(x, w, None, [0], [1], 1), ref)
+    path, calls = segment_blocks
+    assert bool(calls) == (path == "one block")
 
 
 def test_overlap_save_is_taken_only_for_few_long_rows():
@@ -140,6 +163,7 @@ def tiny_budget(monkeypatch):
     monkeypatch.setattr(_fft_conv, "BLOCK_MIN_BYTES", 1)
     monkeypatch.setattr(_fft_conv, "BLOCK_INPUT_SHARE", 1 << 40)
     monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", 0)
+    monkeypatch.setattr(_fft_conv, "SEGMENTS_ONE_BLOCK_BYTES", 0)
     monkeypatch.setattr(_fft_conv, "CHUNK_MIN_ROWS", 1)
 
 
@@ -255,6 +279,20 @@ def _keeper(store: dict, calls: list):
 ], ids=str)
 def test_kept_weight_spectra_serve_every_block(case, tiny_budget, small_segments,
                                                axis_transform):
+    _check_kept_weight_spectra(case)
+
+
+@pytest.mark.parametrize("case", [
+    (1, 1, 4, 1, 200, 5, 2, 1, 1),
+    (1, 2, 4, 1, 203, 4, 0, 1, 2),
+], ids=str)
+def test_kept_weight_spectra_serve_segments_in_one_block(case, small_segments, segment_blocks):
+    _check_kept_weight_spectra(case)
+    path, calls = segment_blocks
+    assert bool(calls) == (path == "one block")
+
+
+def _check_kept_weight_spectra(case):
     # The engine reads every block of the weight's spectrum from the kept
     # spectrum: values and input gradients are the reference's, a second call
     # transforms no weight, and doubling the kept spectra doubles the result.
@@ -305,9 +343,11 @@ def test_joint_spectra_are_each_operands_spectrum(x_size, w_size, length, monkey
 
 @pytest.mark.parametrize("case", OVERLAP_SAVE_CASES[:4])
 def test_overlap_save_with_joint_spectra_matches_reference(case, small_segments, monkeypatch):
-    """The forward pass with input and weight transformed in one call (its
-    minimum length lowered so that small segments take it)."""
+    """The forward pass in blocks of segments, with input and weight
+    transformed in one call (its minimum length lowered so that small
+    segments take it)."""
     monkeypatch.setattr(_fft_conv, "JOINT_MIN_LENGTH", 1)
+    monkeypatch.setattr(_fft_conv, "_one_block_segments", lambda *a: False)
     calls = []
     joint = _fft_conv._joint_spectra
     monkeypatch.setattr(_fft_conv, "_joint_spectra", lambda *a: calls.append(1) or joint(*a))

@@ -68,14 +68,17 @@ OVERLAP_SAVE_CASES = [
 
 @pytest.fixture(params=["one block", "blocks"])
 def segment_blocks(request, monkeypatch):
-    """Records whether the forward pass took every segment in one block;
-    'blocks' forbids it."""
+    """Records which passes took every segment in one block ('forward',
+    'backward'); 'blocks' forbids it."""
     if request.param == "blocks":
         monkeypatch.setattr(_fft_conv, "SEGMENTS_ONE_BLOCK_BYTES", 0)
+        monkeypatch.setattr(_fft_conv, "SEGMENT_GRADIENTS_ONE_BLOCK_BYTES", 0)
     calls = []
-    one_block = _fft_conv._segments_in_one_block
-    monkeypatch.setattr(_fft_conv, "_segments_in_one_block",
-                        lambda *a: calls.append(1) or one_block(*a))
+    for name, pass_name in (("_segments_in_one_block", "forward"),
+                            ("_segment_gradients_in_one_block", "backward")):
+        one_block = getattr(_fft_conv, name)
+        monkeypatch.setattr(_fft_conv, name,
+                            lambda *a, f=one_block, p=pass_name: calls.append(p) or f(*a))
     return request.param, calls
 
 
@@ -86,7 +89,7 @@ def test_overlap_save_matches_reference(case, small_segments, segment_blocks):
     assert _fft_conv._overlap_save_hop(x, w, [padding], [dilation]) is not None
     _check_against_reference(x, w, b, padding, dilation, groups)
     path, calls = segment_blocks
-    assert bool(calls) == (path == "one block")
+    assert set(calls) == ({"forward", "backward"} if path == "one block" else set())
 
 
 def test_overlap_save_without_bias_matches_reference(small_segments, segment_blocks):
@@ -94,7 +97,7 @@ def test_overlap_save_without_bias_matches_reference(small_segments, segment_blo
     ref = _reference(x, w, None, 0, 1, 1)
     torch.testing.assert_close(_fft_conv.fft_forward(x, w, None, [0], [1], 1), ref)
     path, calls = segment_blocks
-    assert bool(calls) == (path == "one block")
+    assert calls == (["forward"] if path == "one block" else [])
 
 
 def test_overlap_save_is_taken_only_for_few_long_rows():
@@ -132,7 +135,7 @@ def test_filter_bank_rule_keeps_whole_transforms_where_they_cost_less():
                                       [2, 2], [1, 1], 1) is None
 
 
-def test_overlap_save_differentiates_twice(small_segments):
+def test_overlap_save_differentiates_twice(small_segments, segment_blocks):
     x, w, b = _operands(1, 1, 2, 70, 3, 1, 1)
 
     def conv(x, w, b):
@@ -145,6 +148,8 @@ def test_overlap_save_differentiates_twice(small_segments):
     torch.testing.assert_close(conv(x, w, b), _reference(x, w, b, 1, 2, 1))
     assert torch.autograd.gradcheck(conv, (x, w, b))
     assert torch.autograd.gradgradcheck(conv, (x, w, b))
+    path, calls = segment_blocks
+    assert set(calls) == ({"forward", "backward"} if path == "one block" else set())
 
 
 @pytest.fixture(params=["matrix", "fft"])
@@ -164,6 +169,7 @@ def tiny_budget(monkeypatch):
     monkeypatch.setattr(_fft_conv, "BLOCK_INPUT_SHARE", 1 << 40)
     monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", 0)
     monkeypatch.setattr(_fft_conv, "SEGMENTS_ONE_BLOCK_BYTES", 0)
+    monkeypatch.setattr(_fft_conv, "SEGMENT_GRADIENTS_ONE_BLOCK_BYTES", 0)
     monkeypatch.setattr(_fft_conv, "CHUNK_MIN_ROWS", 1)
 
 
@@ -289,7 +295,7 @@ def test_kept_weight_spectra_serve_every_block(case, tiny_budget, small_segments
 def test_kept_weight_spectra_serve_segments_in_one_block(case, small_segments, segment_blocks):
     _check_kept_weight_spectra(case)
     path, calls = segment_blocks
-    assert bool(calls) == (path == "one block")
+    assert set(calls) == ({"forward", "backward"} if path == "one block" else set())
 
 
 def _check_kept_weight_spectra(case):

@@ -36,7 +36,7 @@ the input's size. Each transform runs in chunks written into its spectrum
 three temporaries of its output's size. A long 1-D signal of few samples and
 channels, whose single spectrum already outweighs the budget, is cut into
 overlapping segments (overlap-save), which then block like samples (or, where
-their spectra are small, go through in one block of few calls); so is
+their spectra are small, go through both passes in one block of few calls); so is
 the forward pass of a 1-D bank of many filters per signal, whose weight
 spectra would otherwise be transformed at the signal's length. (Blocks
 are also faster than one whole-layer transform: they stay in cache.) Under
@@ -721,6 +721,13 @@ OVERLAP_SAVE_MIN_SEGMENTS = 4
 # fwd+bwd peak 0.76 of torch.nn's (blocks: 0.54), 1.07 with 8 MiB allowed
 # before the temporaries were freed early.
 SEGMENTS_ONE_BLOCK_BYTES = 4 << 20
+# The same for the backward pass (:func:`_segment_gradients_in_one_block`),
+# whose products of spectra take memory beside them: A/B against the blocks
+# of segments, 0.33-0.54 of the backward pass's time at one and two threads
+# (fir64 to fir1024 at 16k and 64k samples). With 4 MiB, fir4096@64k's
+# training step (2.2 MB of spectra) peaked at 1.09 of torch.nn's; up to
+# 2 MiB the long 1-D layers peak at most at 1.01 (fir1024@64k, 1.9 MB).
+SEGMENT_GRADIENTS_ONE_BLOCK_BYTES = 2 << 20
 
 
 def _overlap_save_hop(input: Tensor, weight: Tensor, padding: Sequence[int],
@@ -803,19 +810,19 @@ def _segments(t: Tensor, size: int, hop: int, count: int) -> Tensor:
 
 
 def _overlap_add(segments: Tensor, hop: int, length: int) -> Tensor:
-    """(J, C, size) -> (C, length): the sum of segment j placed at j hop
+    """(..., J, size) -> (..., length): the sum of segment j placed at j hop
     (the adjoint of :func:`_segments`), for hop <= size <= 2 hop."""
-    count, channels, size = segments.shape
-    out = segments.new_zeros((channels, length))
-    heads = segments.narrow(2, 0, hop).transpose(0, 1).reshape(channels, count * hop)
-    out.narrow(1, 0, count * hop).add_(heads)
+    count, size = segments.shape[-2:]
+    lead = tuple(segments.shape[:-2])
+    out = segments.new_zeros(lead + (length,))
+    out.narrow(-1, 0, count * hop).unflatten(-1, (count, hop)).add_(segments.narrow(-1, 0, hop))
     tail = size - hop
     if tail:
         # The last tail on its own: the signal may end within its hop.
-        tails = segments.narrow(2, hop, tail).transpose(0, 1)
-        out.narrow(1, hop, (count - 1) * hop).unflatten(1, (count - 1, hop)).narrow(
-            2, 0, tail).add_(tails.narrow(1, 0, count - 1))
-        out.narrow(1, count * hop, tail).add_(tails[:, -1])
+        tails = segments.narrow(-1, hop, tail)
+        out.narrow(-1, hop, (count - 1) * hop).unflatten(-1, (count - 1, hop)).narrow(
+            -1, 0, tail).add_(tails.narrow(-2, 0, count - 1))
+        out.narrow(-1, count * hop, tail).add_(tails.select(-2, count - 1))
     return out
 
 
@@ -838,7 +845,7 @@ def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
     length = input.shape[2] + 2 * padding[0] - kernel + 1
     count = -(-length // hop)
     x_p = _pad(input, padding, [padding[0] + count * hop - length])
-    if _one_block_segments(input, weight, groups, count, hop + kernel - 1):
+    if _one_block_segments(input, weight, count, hop + kernel - 1, SEGMENTS_ONE_BLOCK_BYTES):
         return _segments_in_one_block(x_p, _dilate(weight, dilation), bias, groups, hop, count,
                                       length, weight_spectra)
     out = input.new_empty((n, weight.shape[0], count * hop))
@@ -852,14 +859,14 @@ def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
     return out
 
 
-def _one_block_segments(input: Tensor, weight: Tensor, groups: int, count: int,
-                        size: int) -> bool:
+def _one_block_segments(input: Tensor, weight: Tensor, count: int, size: int,
+                        limit: int) -> bool:
     """Whether the spectra of every segment of every sample, of the weight
-    and of the output take at most SEGMENTS_ONE_BLOCK_BYTES."""
+    and of the output (or its gradient) take at most ``limit`` bytes."""
     n, c = int(input.shape[0]), int(input.shape[1])
     o, c_per = int(weight.shape[0]), int(weight.shape[1])
     rows = n * count * (c + o) + o * c_per
-    return rows * _map_bytes([size], input.element_size()) <= SEGMENTS_ONE_BLOCK_BYTES
+    return rows * _map_bytes([size], input.element_size()) <= limit
 
 
 def _segments_in_one_block(x_p: Tensor, w_dilated: Tensor, bias: Optional[Tensor], groups: int,
@@ -885,8 +892,9 @@ def _segments_in_one_block(x_p: Tensor, w_dilated: Tensor, bias: Optional[Tensor
         w_rows = rows[x_rows:].view(o, c_per, size)
         w_rows[..., :kernel].copy_(w_dilated)
         w_rows[..., kernel:].zero_()
+        del w_rows
     spectra = torch.fft.rfft(rows)
-    del rows
+    del rows  # no view of it is left
     frequencies = spectra.shape[-1]
     # (N, g, C/g, count, F) and (g, O/g, C/g, 1, F): channel c's products
     # broadcast to (N, g, O/g, count, F).
@@ -920,8 +928,10 @@ def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                            mask: Sequence[bool], hop: int,
                            weight_spectra: Optional[WeightSpectra] = None
                            ) -> tuple[Optional[Tensor], ...]:
-    """The gradients of :func:`_overlap_save_forward`: the blocked engine's,
-    segment by segment; the segments' input gradients overlap-add.
+    """The gradients of :func:`_overlap_save_forward`: in one block where
+    the spectra are small (SEGMENT_GRADIENTS_ONE_BLOCK_BYTES), otherwise the
+    blocked engine's, segment by segment; the segments' input gradients
+    overlap-add.
 
     The outputs after the last whole segment are one more, shorter, segment,
     unlike the forward pass: completing it with zeros takes a padded copy of
@@ -931,6 +941,11 @@ def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
     kernel, = _dilated_kernel(weight, dilation)
     x_p = _pad(input, padding, padding)
     count, rest = divmod(grad_output.shape[2], hop)
+    if _one_block_segments(input, weight, count + (rest > 0), hop + kernel - 1,
+                           SEGMENT_GRADIENTS_ONE_BLOCK_BYTES):
+        return _segment_gradients_in_one_block(grad_output, input, _dilate(weight, dilation),
+                                               padding[0], dilation[0], groups, hop, mask,
+                                               weight_spectra)
     grad_inputs, grad_weight = [], None
     for i in range(n):
         parts = [_blocked_backward(_segments(grad_output[i], hop, hop, count),
@@ -944,11 +959,100 @@ def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
             for _, gw in parts:
                 grad_weight = gw if grad_weight is None else grad_weight + gw
         if mask[0]:
-            grad_x = _overlap_add(parts[0][0], hop, x_p.shape[2])
+            grad_x = _overlap_add(parts[0][0].transpose(0, 1), hop, x_p.shape[2])
             if rest:
                 grad_x.narrow(1, count * hop, x_p.shape[2] - count * hop).add_(parts[1][0][0])
             grad_inputs.append(grad_x.narrow(1, padding[0], size))
     grad_input = torch.stack(grad_inputs) if mask[0] else None
+    return grad_input, grad_weight
+
+
+def _gradient_segments(rows: Tensor, grad_output: Tensor, hop: int) -> None:
+    """Writes into ``rows`` (N, O, count, L) segment j of ``grad_output``
+    (N, O, length) at [L - hop, L) of row j, zeros elsewhere: the output
+    gradient as each segment's full convolution sees it."""
+    count, segment = rows.shape[2:]
+    length = grad_output.shape[2]
+    rows.narrow(3, 0, segment - hop).zero_()
+    full, rest = divmod(length, hop)
+    rows.narrow(2, 0, full).narrow(3, segment - hop, hop).copy_(
+        grad_output.narrow(2, 0, full * hop).unflatten(2, (full, hop)))
+    if rest:
+        last = rows.select(2, full)
+        last.narrow(2, segment - hop, rest).copy_(grad_output.narrow(2, full * hop, rest))
+        last.narrow(2, segment - hop + rest, hop - rest).zero_()
+
+
+def _segment_gradients_in_one_block(grad_output: Tensor, input: Tensor, w_dilated: Tensor,
+                                    padding: int, dilation: int, groups: int, hop: int,
+                                    mask: Sequence[bool],
+                                    weight_spectra: Optional[WeightSpectra]
+                                    ) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    """:func:`_overlap_save_backward` where one block takes every segment,
+    in few ATen calls (see :func:`_segments_in_one_block`). Segment j of the
+    output gradient, placed at [K_d - 1, K_d - 1 + hop) in a zero row of the
+    segment length L = hop + K_d - 1 (the last one completed with zeros),
+    gives by the correlation theorem the input gradient of the padded
+    signal's segment j, irfft(G_j conj(W)) over all of [0, L), which
+    overlap-add, and the weight gradient's share irfft(G_j conj(X_j)) over
+    [0, K_d), summed over segments and samples; neither wraps around. One
+    transform takes the rows of the gradient, the signal (for the weight
+    gradient) and the weight (for the input gradient) together, and one
+    inverse transform both gradients' spectra. Differentiable, for a second
+    backward pass."""
+    if not (mask[0] or mask[1]):
+        return None, None
+    n, c, size = input.shape
+    o, c_per, kernel = w_dilated.shape
+    length = grad_output.shape[2]
+    count = -(-length // hop)
+    segment = hop + kernel - 1
+    kept = (_kept_weight_spectrum(weight_spectra, w_dilated, [segment], groups, 0)
+            if mask[0] else None)
+    g_rows, x_rows = n * o * count, n * c * count if mask[1] else 0
+    w_rows = o * c_per if mask[0] and kept is None else 0
+    rows = input.new_empty((g_rows + x_rows + w_rows, segment))
+    _gradient_segments(rows[:g_rows].view(n, o, count, segment), grad_output, hop)
+    if x_rows:
+        # The padded signal, with zeros to the end of the last segment.
+        rows[g_rows:g_rows + x_rows].view(n, c, count, segment).copy_(
+            _pad(input, [padding], [padding + count * hop - length]).unfold(2, segment, hop))
+    if w_rows:
+        w_seg = rows[g_rows + x_rows:].view(o, c_per, segment)
+        w_seg.narrow(2, 0, kernel).copy_(w_dilated)
+        w_seg.narrow(2, kernel, segment - kernel).zero_()
+        del w_seg
+    spectra = torch.fft.rfft(rows)
+    del rows  # no view of it is left
+    frequencies = spectra.shape[-1]
+    g_hat = spectra[:g_rows].view(n, groups, o // groups, count, frequencies)
+    parts = []
+    if mask[0]:
+        # (N, g, O/g, count, F) x (g, O/g, C/g, 1, F) -> (N, g, C/g, count, F)
+        w_conj = (kept if kept is not None else spectra[g_rows + x_rows:]).view(
+            groups, o // groups, c_per, 1, frequencies).conj()
+        gx_hat = None
+        for oi in range(o // groups):
+            term = (_narrow(g_hat, 2, oi, 1), w_conj.select(1, oi))
+            gx_hat = term[0] * term[1] if gx_hat is None else gx_hat.addcmul_(*term)
+        parts.append(gx_hat.reshape(-1, frequencies))
+    if mask[1]:
+        # sum over samples and segments: (g, O/g, C/g, F)
+        x_conj = spectra[g_rows:g_rows + x_rows].view(
+            n, groups, c_per, count, frequencies).conj()
+        gw_hat = torch.stack([(g_hat * _narrow(x_conj, 2, ci, 1)).sum((0, 3))
+                              for ci in range(c_per)], dim=2)
+        parts.append(gw_hat.reshape(-1, frequencies))
+    del spectra, g_hat
+    grads = torch.fft.irfft(torch.cat(parts) if len(parts) > 1 else parts[0], n=segment)
+    grad_input = grad_weight = None
+    if mask[0]:
+        grad_x_p = _overlap_add(grads[:n * c * count].view(n, c, count, segment), hop,
+                                count * hop + kernel - 1)
+        grad_input = grad_x_p.narrow(2, padding, size).contiguous()
+    if mask[1]:
+        taps = grads[grads.shape[0] - o * c_per:].view(o, c_per, segment)
+        grad_weight = taps.narrow(2, 0, kernel)[:, :, ::dilation].contiguous()
     return grad_input, grad_weight
 
 

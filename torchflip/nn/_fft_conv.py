@@ -717,17 +717,20 @@ OVERLAP_SAVE_MIN_SEGMENTS = 4
 # pass takes every segment in one block (:func:`_segments_in_one_block`):
 # compare_fft_engine.py against blocks of segments, forward pass, one and two
 # threads: 0.74-0.82 at 16k samples, 0.47-0.76 at 64k (64 to 4096 taps, four
-# filters). Its peak is the segments' rows with their spectra: fir4096@64k's
-# fwd+bwd peak 0.76 of torch.nn's (blocks: 0.54), 1.07 with 8 MiB allowed
-# before the temporaries were freed early.
+# filters). Its peak is the segments' rows with their spectra, which sets a
+# training step's peak at 64k samples: 0.94-1.02 of torch.nn's there
+# (`benchmarks/run.py --suite memory`; fir4096@64k, 2.2 MB of spectra, 1.024),
+# more once the rows outlived their transform or with 8 MiB allowed.
 SEGMENTS_ONE_BLOCK_BYTES = 4 << 20
 # The same for the backward pass (:func:`_segment_gradients_in_one_block`),
-# whose products of spectra take memory beside them: A/B against the blocks
-# of segments, 0.33-0.54 of the backward pass's time at one and two threads
-# (fir64 to fir1024 at 16k and 64k samples). With 4 MiB, fir4096@64k's
-# training step (2.2 MB of spectra) peaked at 1.09 of torch.nn's; up to
-# 2 MiB the long 1-D layers peak at most at 1.01 (fir1024@64k, 1.9 MB).
-SEGMENT_GRADIENTS_ONE_BLOCK_BYTES = 2 << 20
+# whose peak is about twice its spectra beside the output gradient: against
+# the blocks of segments, 0.48-0.51 of the backward pass's time at 16k
+# samples and 0.33-0.48 at 64k (fir64 to fir1024, one and two threads). But
+# at 64k torch.nn's training step peaks at only 3.1-3.2 MiB (oneDNN), and
+# one block with up to 2 MiB of spectra peaked at 1.59-1.62 of it
+# (fir256@64k, fir1024@64k), so the backward pass takes one block as
+# _blocks does, up to WHOLE_LAYER_BYTES (the 16k layers).
+SEGMENT_GRADIENTS_ONE_BLOCK_BYTES = WHOLE_LAYER_BYTES
 
 
 def _overlap_save_hop(input: Tensor, weight: Tensor, padding: Sequence[int],

@@ -68,18 +68,32 @@ OVERLAP_SAVE_CASES = [
 
 @pytest.fixture(params=["one block", "blocks"])
 def segment_blocks(request, monkeypatch):
-    """Records which passes took every segment in one block ('forward',
-    'backward'); 'blocks' forbids it."""
+    """Records the forward passes that took every segment in one block
+    ('forward'), and the backward passes ('backward') with each chunk of
+    segments they transformed ('chunk'); 'blocks' forbids the forward
+    pass's one block and gives the backward pass one segment a chunk."""
     if request.param == "blocks":
         monkeypatch.setattr(_fft_conv, "SEGMENTS_ONE_BLOCK_BYTES", 0)
-        monkeypatch.setattr(_fft_conv, "SEGMENT_GRADIENTS_ONE_BLOCK_BYTES", 0)
+        monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", 0)
+        monkeypatch.setattr(_fft_conv, "SEGMENT_GRADIENTS_CHUNK_BYTES", 0)
     calls = []
-    for name, pass_name in (("_segments_in_one_block", "forward"),
-                            ("_segment_gradients_in_one_block", "backward")):
-        one_block = getattr(_fft_conv, name)
+    for name, mark in (("_segments_in_one_block", "forward"),
+                       ("_segment_gradients", "backward"), ("_gradient_segments", "chunk")):
+        spied = getattr(_fft_conv, name)
         monkeypatch.setattr(_fft_conv, name,
-                            lambda *a, f=one_block, p=pass_name: calls.append(p) or f(*a))
+                            lambda *a, f=spied, m=mark: calls.append(m) or f(*a))
     return request.param, calls
+
+
+def _check_passes(segment_blocks, backward: bool = True):
+    """The forward pass in one block or not as the fixture asked; backward
+    passes (wanted) one chunk each or several."""
+    path, calls = segment_blocks
+    assert ("forward" in calls) == (path == "one block")
+    assert ("backward" in calls) == backward
+    if backward:
+        chunks, passes = calls.count("chunk"), calls.count("backward")
+        assert chunks <= passes if path == "one block" else chunks > passes
 
 
 @pytest.mark.parametrize("case", OVERLAP_SAVE_CASES, ids=str)
@@ -88,16 +102,14 @@ def test_overlap_save_matches_reference(case, small_segments, segment_blocks):
     x, w, b = _operands(n, cin, cout, size, k, groups)
     assert _fft_conv._overlap_save_hop(x, w, [padding], [dilation]) is not None
     _check_against_reference(x, w, b, padding, dilation, groups)
-    path, calls = segment_blocks
-    assert set(calls) == ({"forward", "backward"} if path == "one block" else set())
+    _check_passes(segment_blocks)
 
 
 def test_overlap_save_without_bias_matches_reference(small_segments, segment_blocks):
     x, w, _ = _operands(1, 1, 3, 203, 4, 1)
     ref = _reference(x, w, None, 0, 1, 1)
     torch.testing.assert_close(_fft_conv.fft_forward(x, w, None, [0], [1], 1), ref)
-    path, calls = segment_blocks
-    assert calls == (["forward"] if path == "one block" else [])
+    _check_passes(segment_blocks, backward=False)
 
 
 def test_overlap_save_is_taken_only_for_few_long_rows():
@@ -148,8 +160,7 @@ def test_overlap_save_differentiates_twice(small_segments, segment_blocks):
     torch.testing.assert_close(conv(x, w, b), _reference(x, w, b, 1, 2, 1))
     assert torch.autograd.gradcheck(conv, (x, w, b))
     assert torch.autograd.gradgradcheck(conv, (x, w, b))
-    path, calls = segment_blocks
-    assert set(calls) == ({"forward", "backward"} if path == "one block" else set())
+    _check_passes(segment_blocks)
 
 
 @pytest.fixture(params=["matrix", "fft"])
@@ -169,7 +180,7 @@ def tiny_budget(monkeypatch):
     monkeypatch.setattr(_fft_conv, "BLOCK_INPUT_SHARE", 1 << 40)
     monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", 0)
     monkeypatch.setattr(_fft_conv, "SEGMENTS_ONE_BLOCK_BYTES", 0)
-    monkeypatch.setattr(_fft_conv, "SEGMENT_GRADIENTS_ONE_BLOCK_BYTES", 0)
+    monkeypatch.setattr(_fft_conv, "SEGMENT_GRADIENTS_CHUNK_BYTES", 0)
     monkeypatch.setattr(_fft_conv, "CHUNK_MIN_ROWS", 1)
 
 
@@ -294,8 +305,7 @@ def test_kept_weight_spectra_serve_every_block(case, tiny_budget, small_segments
 ], ids=str)
 def test_kept_weight_spectra_serve_segments_in_one_block(case, small_segments, segment_blocks):
     _check_kept_weight_spectra(case)
-    path, calls = segment_blocks
-    assert set(calls) == ({"forward", "backward"} if path == "one block" else set())
+    _check_passes(segment_blocks)
 
 
 def _check_kept_weight_spectra(case):
@@ -374,3 +384,27 @@ def test_views_and_chunks_that_take_everything_are_the_tensor_itself():
     chunks = list(_fft_conv._leading_chunks((4, 6), 10, 120))
     assert chunks == [(slice(0, 2),), (slice(2, 4),)]
     torch.testing.assert_close(torch.cat([_fft_conv._part(t, c) for c in chunks]), t)
+
+
+def test_segment_gradients_take_chunks_of_the_budget(small_segments, monkeypatch):
+    # Spectra over WHOLE_LAYER_BYTES: chunks of segments whose rows (output
+    # gradient and signal, the weight's with the first) fit the chunk budget.
+    x, w, b = _operands(1, 1, 2, 200, 5, 1)
+    hop = _fft_conv._overlap_save_hop(x, w, [2], [1])
+    segment = hop + 4
+    count = -(-200 // hop)
+    map_bytes = _fft_conv._map_bytes([segment], x.element_size())
+    monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", 0)
+    # Three rows a segment (two output channels, one signal), two of weight.
+    monkeypatch.setattr(_fft_conv, "SEGMENT_GRADIENTS_CHUNK_BYTES", (2 + 2 * 3) * map_bytes)
+    chunks = []
+    spied = _fft_conv._gradient_segments
+    monkeypatch.setattr(_fft_conv, "_gradient_segments",
+                        lambda rows, *a: chunks.append(rows.shape[2]) or spied(rows, *a))
+    ref = _reference(x, w, b, 2, 1, 1)
+    g = torch.randn_like(ref)
+    expected = torch.autograd.grad(ref, (x, w), g)
+    got = _fft_conv.fft_backward(g, x, w, [2], [1], 1, [True, True, False])
+    torch.testing.assert_close(got[0], expected[0])
+    torch.testing.assert_close(got[1], expected[1])
+    assert count > 2 and chunks == [2] * (count // 2) + [1] * (count % 2)

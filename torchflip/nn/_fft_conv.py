@@ -722,15 +722,17 @@ OVERLAP_SAVE_MIN_SEGMENTS = 4
 # (`benchmarks/run.py --suite memory`; fir4096@64k, 2.2 MB of spectra, 1.024),
 # more once the rows outlived their transform or with 8 MiB allowed.
 SEGMENTS_ONE_BLOCK_BYTES = 4 << 20
-# The same for the backward pass (:func:`_segment_gradients_in_one_block`),
-# whose peak is about twice its spectra beside the output gradient: against
-# the blocks of segments, 0.48-0.51 of the backward pass's time at 16k
-# samples and 0.33-0.48 at 64k (fir64 to fir1024, one and two threads). But
-# at 64k torch.nn's training step peaks at only 3.1-3.2 MiB (oneDNN), and
-# one block with up to 2 MiB of spectra peaked at 1.59-1.62 of it
-# (fir256@64k, fir1024@64k), so the backward pass takes one block as
-# _blocks does, up to WHOLE_LAYER_BYTES (the 16k layers).
-SEGMENT_GRADIENTS_ONE_BLOCK_BYTES = WHOLE_LAYER_BYTES
+# The backward pass (:func:`_segment_gradients`) takes every segment at once
+# where their spectra take at most WHOLE_LAYER_BYTES, as _blocks does, and
+# otherwise chunks of segments of at most this many bytes of spectra: its
+# peak is about twice a chunk's spectra beside the output gradient, and at
+# 64k samples torch.nn's training step peaks at only 3.1-3.2 MiB (oneDNN,
+# one thread). Every segment at once (up to 2 MiB of spectra) peaked at
+# 1.59-1.62 of that, chunks of 1 MiB at 1.16-1.18; with chunks of 512 KiB
+# the forward pass sets the peak (0.94-1.02). Against the blocks of segments
+# before, backward pass at one and two threads: 0.96-1.0 at 16k samples (one
+# chunk), 0.51-0.85 at 64k.
+SEGMENT_GRADIENTS_CHUNK_BYTES = 1 << 19
 
 
 def _overlap_save_hop(input: Tensor, weight: Tensor, padding: Sequence[int],
@@ -931,43 +933,10 @@ def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
                            mask: Sequence[bool], hop: int,
                            weight_spectra: Optional[WeightSpectra] = None
                            ) -> tuple[Optional[Tensor], ...]:
-    """The gradients of :func:`_overlap_save_forward`: in one block where
-    the spectra are small (SEGMENT_GRADIENTS_ONE_BLOCK_BYTES), otherwise the
-    blocked engine's, segment by segment; the segments' input gradients
-    overlap-add.
-
-    The outputs after the last whole segment are one more, shorter, segment,
-    unlike the forward pass: completing it with zeros takes a padded copy of
-    the output gradient, at the peak of a training step (fir4096@64k: 1.20
-    of torch.nn's peak memory instead of 0.82)."""
-    n, _, size = input.shape
-    kernel, = _dilated_kernel(weight, dilation)
-    x_p = _pad(input, padding, padding)
-    count, rest = divmod(grad_output.shape[2], hop)
-    if _one_block_segments(input, weight, count + (rest > 0), hop + kernel - 1,
-                           SEGMENT_GRADIENTS_ONE_BLOCK_BYTES):
-        return _segment_gradients_in_one_block(grad_output, input, _dilate(weight, dilation),
-                                               padding[0], dilation[0], groups, hop, mask,
-                                               weight_spectra)
-    grad_inputs, grad_weight = [], None
-    for i in range(n):
-        parts = [_blocked_backward(_segments(grad_output[i], hop, hop, count),
-                                   _segments(x_p[i], hop + kernel - 1, hop, count), weight, [0],
-                                   dilation, groups, mask, weight_spectra)]
-        if rest:
-            parts.append(_blocked_backward(grad_output[i:i + 1, :, count * hop:],
-                                           x_p[i:i + 1, :, count * hop:], weight, [0], dilation,
-                                           groups, mask, weight_spectra))
-        if mask[1]:
-            for _, gw in parts:
-                grad_weight = gw if grad_weight is None else grad_weight + gw
-        if mask[0]:
-            grad_x = _overlap_add(parts[0][0].transpose(0, 1), hop, x_p.shape[2])
-            if rest:
-                grad_x.narrow(1, count * hop, x_p.shape[2] - count * hop).add_(parts[1][0][0])
-            grad_inputs.append(grad_x.narrow(1, padding[0], size))
-    grad_input = torch.stack(grad_inputs) if mask[0] else None
-    return grad_input, grad_weight
+    """The gradients of :func:`_overlap_save_forward`, by
+    :func:`_segment_gradients`."""
+    return _segment_gradients(grad_output, input, _dilate(weight, dilation), padding[0],
+                              dilation[0], groups, hop, mask, weight_spectra)
 
 
 def _gradient_segments(rows: Tensor, grad_output: Tensor, hop: int) -> None:
@@ -986,23 +955,24 @@ def _gradient_segments(rows: Tensor, grad_output: Tensor, hop: int) -> None:
         last.narrow(2, segment - hop + rest, hop - rest).zero_()
 
 
-def _segment_gradients_in_one_block(grad_output: Tensor, input: Tensor, w_dilated: Tensor,
-                                    padding: int, dilation: int, groups: int, hop: int,
-                                    mask: Sequence[bool],
-                                    weight_spectra: Optional[WeightSpectra]
-                                    ) -> tuple[Optional[Tensor], Optional[Tensor]]:
-    """:func:`_overlap_save_backward` where one block takes every segment,
-    in few ATen calls (see :func:`_segments_in_one_block`). Segment j of the
-    output gradient, placed at [K_d - 1, K_d - 1 + hop) in a zero row of the
-    segment length L = hop + K_d - 1 (the last one completed with zeros),
-    gives by the correlation theorem the input gradient of the padded
-    signal's segment j, irfft(G_j conj(W)) over all of [0, L), which
-    overlap-add, and the weight gradient's share irfft(G_j conj(X_j)) over
-    [0, K_d), summed over segments and samples; neither wraps around. One
-    transform takes the rows of the gradient, the signal (for the weight
-    gradient) and the weight (for the input gradient) together, and one
-    inverse transform both gradients' spectra. Differentiable, for a second
-    backward pass."""
+def _segment_gradients(grad_output: Tensor, input: Tensor, w_dilated: Tensor, padding: int,
+                       dilation: int, groups: int, hop: int, mask: Sequence[bool],
+                       weight_spectra: Optional[WeightSpectra]
+                       ) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    """:func:`_overlap_save_backward`'s gradients, a chunk of segments at a
+    time, each in few ATen calls (see :func:`_segments_in_one_block`).
+    Segment j of the output gradient, placed at [K_d - 1, K_d - 1 + hop) in
+    a zero row of the segment length L = hop + K_d - 1 (the last one
+    completed with zeros), gives by the correlation theorem the input
+    gradient of the padded signal's segment j, irfft(G_j conj(W)) over all
+    of [0, L), which overlap-add, and the weight gradient's share
+    G_j conj(X_j), summed over segments and samples before one inverse
+    transform, of which [0, K_d) is kept; neither wraps around. One transform
+    takes a chunk's rows of the gradient and of the signal (for the weight
+    gradient), with the weight's rows in the first chunk (for the input
+    gradient), and one inverse transform the spectra the chunk completes.
+    A chunk's spectra take at most SEGMENT_GRADIENTS_CHUNK_BYTES. Built
+    from differentiable operations, for a second backward pass."""
     if not (mask[0] or mask[1]):
         return None, None
     n, c, size = input.shape
@@ -1010,52 +980,82 @@ def _segment_gradients_in_one_block(grad_output: Tensor, input: Tensor, w_dilate
     length = grad_output.shape[2]
     count = -(-length // hop)
     segment = hop + kernel - 1
-    kept = (_kept_weight_spectrum(weight_spectra, w_dilated, [segment], groups, 0)
-            if mask[0] else None)
-    g_rows, x_rows = n * o * count, n * c * count if mask[1] else 0
-    w_rows = o * c_per if mask[0] and kept is None else 0
-    rows = input.new_empty((g_rows + x_rows + w_rows, segment))
-    _gradient_segments(rows[:g_rows].view(n, o, count, segment), grad_output, hop)
-    if x_rows:
-        # The padded signal, with zeros to the end of the last segment.
-        rows[g_rows:g_rows + x_rows].view(n, c, count, segment).copy_(
-            _pad(input, [padding], [padding + count * hop - length]).unfold(2, segment, hop))
-    if w_rows:
-        w_seg = rows[g_rows + x_rows:].view(o, c_per, segment)
-        w_seg.narrow(2, 0, kernel).copy_(w_dilated)
-        w_seg.narrow(2, kernel, segment - kernel).zero_()
-        del w_seg
-    spectra = torch.fft.rfft(rows)
-    del rows  # no view of it is left
-    frequencies = spectra.shape[-1]
-    g_hat = spectra[:g_rows].view(n, groups, o // groups, count, frequencies)
-    parts = []
-    if mask[0]:
-        # (N, g, O/g, count, F) x (g, O/g, C/g, 1, F) -> (N, g, C/g, count, F)
-        w_conj = (kept if kept is not None else spectra[g_rows + x_rows:]).view(
-            groups, o // groups, c_per, 1, frequencies).conj()
-        gx_hat = None
-        for oi in range(o // groups):
-            term = (_narrow(g_hat, 2, oi, 1), w_conj.select(1, oi))
-            gx_hat = term[0] * term[1] if gx_hat is None else gx_hat.addcmul_(*term)
-        parts.append(gx_hat.reshape(-1, frequencies))
-    if mask[1]:
-        # sum over samples and segments: (g, O/g, C/g, F)
-        x_conj = spectra[g_rows:g_rows + x_rows].view(
-            n, groups, c_per, count, frequencies).conj()
-        gw_hat = torch.stack([(g_hat * _narrow(x_conj, 2, ci, 1)).sum((0, 3))
-                              for ci in range(c_per)], dim=2)
-        parts.append(gw_hat.reshape(-1, frequencies))
-    del spectra, g_hat
-    grads = torch.fft.irfft(torch.cat(parts) if len(parts) > 1 else parts[0], n=segment)
-    grad_input = grad_weight = None
-    if mask[0]:
-        grad_x_p = _overlap_add(grads[:n * c * count].view(n, c, count, segment), hop,
-                                count * hop + kernel - 1)
-        grad_input = grad_x_p.narrow(2, padding, size).contiguous()
-    if mask[1]:
-        taps = grads[grads.shape[0] - o * c_per:].view(o, c_per, segment)
-        grad_weight = taps.narrow(2, 0, kernel)[:, :, ::dilation].contiguous()
+    w_hat = (_kept_weight_spectrum(weight_spectra, w_dilated, [segment], groups, 0)
+             if mask[0] else None)
+    w_rows = o * c_per if mask[0] and w_hat is None else 0
+    per_segment = n * (o + (c if mask[1] else 0))
+    map_bytes = _map_bytes([segment], input.element_size())
+    if (count * per_segment + w_rows) * map_bytes <= WHOLE_LAYER_BYTES:
+        step = count
+    else:
+        step = max(1, (SEGMENT_GRADIENTS_CHUNK_BYTES // map_bytes - w_rows) // per_segment)
+    # The padded signal, with zeros to the end of the last segment.
+    x_p = _pad(input, [padding], [padding + count * hop - length]) if mask[1] else None
+    grad_x_p = (input.new_zeros((n, c, count * hop + kernel - 1))
+                if mask[0] and step < count else None)
+    gw_hat = grad_weight = None
+    for j0, js in _ranges(count, step):
+        g_rows, x_rows = n * o * js, n * c * js if mask[1] else 0
+        rows = input.new_empty((g_rows + x_rows + w_rows, segment))
+        _gradient_segments(rows[:g_rows].view(n, o, js, segment),
+                           grad_output.narrow(2, j0 * hop, min(length - j0 * hop, js * hop)),
+                           hop)
+        if x_rows:
+            rows[g_rows:g_rows + x_rows].view(n, c, js, segment).copy_(
+                x_p.narrow(2, j0 * hop, js * hop + kernel - 1).unfold(2, segment, hop))
+        if w_rows:
+            w_seg = rows[g_rows + x_rows:].view(o, c_per, segment)
+            w_seg.narrow(2, 0, kernel).copy_(w_dilated)
+            w_seg.narrow(2, kernel, segment - kernel).zero_()
+            del w_seg
+        spectra = torch.fft.rfft(rows)
+        del rows  # no view of it is left
+        frequencies = spectra.shape[-1]
+        if w_rows:
+            w_hat = spectra[g_rows + x_rows:]
+            if js < count:
+                w_hat = w_hat.clone()  # so that this chunk's spectra are freed
+            w_rows = 0
+        g_hat = spectra[:g_rows].view(n, groups, o // groups, js, frequencies)
+        last = j0 + js == count
+        inverse = []
+        if mask[0]:
+            # (N, g, O/g, js, F) x (g, O/g, C/g, 1, F) -> (N, g, C/g, js, F)
+            w_conj = w_hat.view(groups, o // groups, c_per, 1, frequencies).conj()
+            gx_hat = None
+            for oi in range(o // groups):
+                term = (_narrow(g_hat, 2, oi, 1), w_conj.select(1, oi))
+                gx_hat = term[0] * term[1] if gx_hat is None else gx_hat.addcmul_(*term)
+            inverse.append(gx_hat.reshape(-1, frequencies))
+            del w_conj, gx_hat, term
+        if mask[1]:
+            # Summed over samples and segments: (g, O/g, C/g, F).
+            x_conj = spectra[g_rows:g_rows + x_rows].view(
+                n, groups, c_per, js, frequencies).conj()
+            sums = torch.stack([(g_hat * _narrow(x_conj, 2, ci, 1)).sum((0, 3))
+                                for ci in range(c_per)], dim=2)
+            gw_hat = sums if gw_hat is None else gw_hat + sums
+            if last:
+                inverse.append(gw_hat.reshape(-1, frequencies))
+            del x_conj, sums
+        del spectra, g_hat
+        if not inverse:
+            continue
+        grads = torch.fft.irfft(torch.cat(inverse) if len(inverse) > 1 else inverse[0],
+                                n=segment)
+        del inverse
+        if mask[0]:
+            segments = _overlap_add(grads[:n * c * js].view(n, c, js, segment), hop,
+                                    js * hop + kernel - 1)
+            if grad_x_p is None:
+                grad_x_p = segments
+            else:
+                grad_x_p.narrow(2, j0 * hop, js * hop + kernel - 1).add_(segments)
+            del segments
+        if mask[1] and last:
+            taps = grads[grads.shape[0] - o * c_per:].view(o, c_per, segment)
+            grad_weight = taps.narrow(2, 0, kernel)[:, :, ::dilation].contiguous()
+    grad_input = grad_x_p.narrow(2, padding, size).contiguous() if mask[0] else None
     return grad_input, grad_weight
 
 

@@ -877,15 +877,15 @@ def _one_block_segments(input: Tensor, weight: Tensor, count: int, size: int,
 def _segments_in_one_block(x_p: Tensor, w_dilated: Tensor, bias: Optional[Tensor], groups: int,
                            hop: int, count: int, length: int,
                            weight_spectra: Optional[WeightSpectra]) -> Tensor:
-    """:func:`_overlap_save_forward` where one block takes every segment:
-    the fewest ATen calls, because each costs microseconds once a transform
-    has evicted the CPU's caches and torch.fft plans every call afresh
-    (fir1024@16k's forward pass, 13 calls instead of about 60: 0.7 of the
-    time). One transform takes the segments of the padded signal ``x_p``
+    """:func:`_overlap_save_forward` where one block takes every segment.
+    One transform takes the segments of the padded signal ``x_p``
     (N, C, count hop + K_d - 1) and the weight's rows, zero-padded to the
     segment length, together; one inverse transform gives every output
-    segment, whose window [K_d - 1, K_d - 1 + hop) is written into the
-    output with the bias added."""
+    segment, whose window [K_d - 1, K_d - 1 + hop) is written straight into
+    the output with the bias added. The blocks of segments made more
+    transforms (torch.fft plans every call: 3 at fir64@16k, 7 at
+    fir1024@64k) and wrote the output three times: segments into a padded
+    buffer, its first samples copied out, then the bias."""
     n, c = x_p.shape[:2]
     o, c_per, kernel = w_dilated.shape
     size = hop + kernel - 1

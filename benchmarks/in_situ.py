@@ -52,9 +52,9 @@ def neighbour_step(mode: str):
     return step
 
 
-def in_situ_steps(case, mode: str) -> dict:
-    """name -> step: the neighbour alone, and the neighbour then each of
-    torch.nn, 'direct', 'fft' and 'auto'."""
+def in_situ_steps(case, mode: str) -> tuple[dict, object]:
+    """The steps by name (the neighbour alone, and the neighbour then each
+    of torch.nn, 'direct', 'fft' and 'auto'), and the 'auto' layer."""
     import torch
 
     from benchmarks.candidates import REFERENCE, build_layers, make_step

@@ -78,7 +78,7 @@ def segment_blocks(request, monkeypatch):
         monkeypatch.setattr(_fft_conv, "SEGMENT_GRADIENTS_CHUNK_BYTES", 0)
     calls = []
     for name, mark in (("_segments_in_one_block", "forward"),
-                       ("_segment_gradients", "backward"), ("_gradient_segments", "chunk")):
+                       ("_overlap_save_backward", "backward"), ("_gradient_segments", "chunk")):
         spied = getattr(_fft_conv, name)
         monkeypatch.setattr(_fft_conv, name,
                             lambda *a, f=spied, m=mark: calls.append(m) or f(*a))

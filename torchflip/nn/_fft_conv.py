@@ -284,20 +284,22 @@ def _channels(t: Tensor, groups: int, start: int, count: int) -> Tensor:
 
 
 def _mix_forward(x_hat: Tensor, w_hat: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """(N, g, c, F), (g, O/g, c, F) -> (N, g, O/g, F): sum over the c
-    channels, added to ``out`` when given."""
+    """(N, g, c, *F), (g, O/g, c, *F) -> (N, g, O/g, *F): sum over the c
+    channels, added to ``out`` when given (*F broadcasts: overlap-save's
+    (count, F) against the weight's (1, F))."""
     for c in range(x_hat.shape[2]):
-        term = (x_hat[:, :, c:c + 1], w_hat[:, :, c].unsqueeze(0))
+        term = (_narrow(x_hat, 2, c, 1), w_hat.select(2, c))
         out = term[0] * term[1] if out is None else out.addcmul_(*term)
     return out
 
 
 def _mix_input_grad(g_hat: Tensor, w_hat: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """(N, g, O/g, F), (g, O/g, c, F) -> (N, g, c, F): sum over o of
-    g conj(w), added to ``out`` when given."""
+    """(N, g, O/g, *F), (g, O/g, c, *F) -> (N, g, c, *F): sum over o of
+    g conj(w), added to ``out`` when given (*F broadcasts, as in
+    :func:`_mix_forward`)."""
     w_conj = w_hat.conj()
     for o in range(g_hat.shape[2]):
-        term = (g_hat[:, :, o:o + 1], w_conj[:, o].unsqueeze(0))
+        term = (_narrow(g_hat, 2, o, 1), w_conj.select(1, o))
         out = term[0] * term[1] if out is None else out.addcmul_(*term)
     return out
 
@@ -474,6 +476,15 @@ def _transformed_whole(maps: int, map_bytes: int, chunk_bytes: int) -> bool:
     return 2 * maps * map_bytes <= 3 * chunk_bytes
 
 
+def _copy_padded(rows: Tensor, t: Tensor) -> None:
+    """Writes ``t`` (..., K) into ``rows`` (..., L), K <= L, with zeros after
+    it: rows zero-padded for one transform call with other operands."""
+    size = t.shape[-1]
+    _narrow(rows, -1, 0, size).copy_(t)
+    if size < rows.shape[-1]:
+        rows.narrow(-1, size, rows.shape[-1] - size).zero_()
+
+
 def _joint_spectra(x: Tensor, w: Tensor, length: int, budget: int
                    ) -> Optional[tuple[Tensor, Tensor]]:
     """The spectra (..., F) of the 1-D maps ``x`` (..., S) and ``w`` (..., K)
@@ -494,10 +505,7 @@ def _joint_spectra(x: Tensor, w: Tensor, length: int, budget: int
     size = max(x.shape[-1], w.shape[-1])
     rows = x.new_empty((x_rows + w_rows, size))
     for part, t in ((rows[:x_rows], x), (rows[x_rows:], w)):
-        part = part.view(t.shape[:-1] + (size,))
-        _narrow(part, -1, 0, t.shape[-1]).copy_(t)
-        if t.shape[-1] < size:
-            part.narrow(-1, t.shape[-1], size - t.shape[-1]).zero_()
+        _copy_padded(part.view(t.shape[:-1] + (size,)), t)
     spectra = torch.fft.rfft(rows, n=length)
     return (spectra[:x_rows].view(x.shape[:-1] + (-1,)),
             spectra[x_rows:].view(w.shape[:-1] + (-1,)))
@@ -722,7 +730,7 @@ OVERLAP_SAVE_MIN_SEGMENTS = 4
 # (`benchmarks/run.py --suite memory`; fir4096@64k, 2.2 MB of spectra, 1.024),
 # more once the rows outlived their transform or with 8 MiB allowed.
 SEGMENTS_ONE_BLOCK_BYTES = 4 << 20
-# The backward pass (:func:`_segment_gradients`) takes every segment at once
+# The backward pass (:func:`_overlap_save_backward`) takes every segment at once
 # where their spectra take at most WHOLE_LAYER_BYTES, as _blocks does, and
 # otherwise chunks of segments of at most this many bytes of spectra: its
 # peak is about twice a chunk's spectra beside the output gradient, and at
@@ -850,7 +858,7 @@ def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
     length = input.shape[2] + 2 * padding[0] - kernel + 1
     count = -(-length // hop)
     x_p = _pad(input, padding, [padding[0] + count * hop - length])
-    if _one_block_segments(input, weight, count, hop + kernel - 1, SEGMENTS_ONE_BLOCK_BYTES):
+    if _one_block_segments(input, weight, count, hop + kernel - 1):
         return _segments_in_one_block(x_p, _dilate(weight, dilation), bias, groups, hop, count,
                                       length, weight_spectra)
     out = input.new_empty((n, weight.shape[0], count * hop))
@@ -864,14 +872,13 @@ def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
     return out
 
 
-def _one_block_segments(input: Tensor, weight: Tensor, count: int, size: int,
-                        limit: int) -> bool:
+def _one_block_segments(input: Tensor, weight: Tensor, count: int, size: int) -> bool:
     """Whether the spectra of every segment of every sample, of the weight
-    and of the output (or its gradient) take at most ``limit`` bytes."""
+    and of the output take at most SEGMENTS_ONE_BLOCK_BYTES."""
     n, c = int(input.shape[0]), int(input.shape[1])
     o, c_per = int(weight.shape[0]), int(weight.shape[1])
     rows = n * count * (c + o) + o * c_per
-    return rows * _map_bytes([size], input.element_size()) <= limit
+    return rows * _map_bytes([size], input.element_size()) <= SEGMENTS_ONE_BLOCK_BYTES
 
 
 def _segments_in_one_block(x_p: Tensor, w_dilated: Tensor, bias: Optional[Tensor], groups: int,
@@ -894,10 +901,7 @@ def _segments_in_one_block(x_p: Tensor, w_dilated: Tensor, bias: Optional[Tensor
     rows = x_p.new_empty((x_rows + (0 if kept is not None else o * c_per), size))
     rows[:x_rows].view(n, c, count, size).copy_(x_p.unfold(2, size, hop))
     if kept is None:
-        w_rows = rows[x_rows:].view(o, c_per, size)
-        w_rows[..., :kernel].copy_(w_dilated)
-        w_rows[..., kernel:].zero_()
-        del w_rows
+        _copy_padded(rows[x_rows:].view(o, c_per, size), w_dilated)
     spectra = torch.fft.rfft(rows)
     del rows  # no view of it is left
     frequencies = spectra.shape[-1]
@@ -906,12 +910,9 @@ def _segments_in_one_block(x_p: Tensor, w_dilated: Tensor, bias: Optional[Tensor
     x_hat = spectra[:x_rows].view(n, groups, c // groups, count, frequencies)
     w_hat = (kept if kept is not None else spectra[x_rows:]).view(
         groups, o // groups, c_per, 1, frequencies)
-    y_hat = None
-    for ci in range(c_per):
-        term = (_narrow(x_hat, 2, ci, 1), w_hat.select(2, ci))
-        y_hat = term[0] * term[1] if y_hat is None else y_hat.addcmul_(*term)
+    y_hat = _mix_forward(x_hat, w_hat)
     # Freed before the inverse transform, the step of the largest temporaries.
-    del spectra, x_hat, w_hat, term
+    del spectra, x_hat, w_hat
     y = torch.fft.irfft(y_hat.view(n, o, count, frequencies), n=size)
     del y_hat
     out = x_p.new_empty((n, o, length))
@@ -926,17 +927,6 @@ def _segments_in_one_block(x_p: Tensor, w_dilated: Tensor, bias: Optional[Tensor
         else:
             torch.add(window, bias.view((1, o) + (1,) * (window.dim() - 2)), out=dest)
     return out
-
-
-def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
-                           padding: Sequence[int], dilation: Sequence[int], groups: int,
-                           mask: Sequence[bool], hop: int,
-                           weight_spectra: Optional[WeightSpectra] = None
-                           ) -> tuple[Optional[Tensor], ...]:
-    """The gradients of :func:`_overlap_save_forward`, by
-    :func:`_segment_gradients`."""
-    return _segment_gradients(grad_output, input, _dilate(weight, dilation), padding[0],
-                              dilation[0], groups, hop, mask, weight_spectra)
 
 
 def _gradient_segments(rows: Tensor, grad_output: Tensor, hop: int) -> None:
@@ -955,12 +945,13 @@ def _gradient_segments(rows: Tensor, grad_output: Tensor, hop: int) -> None:
         last.narrow(2, segment - hop + rest, hop - rest).zero_()
 
 
-def _segment_gradients(grad_output: Tensor, input: Tensor, w_dilated: Tensor, padding: int,
-                       dilation: int, groups: int, hop: int, mask: Sequence[bool],
-                       weight_spectra: Optional[WeightSpectra]
-                       ) -> tuple[Optional[Tensor], Optional[Tensor]]:
-    """:func:`_overlap_save_backward`'s gradients, a chunk of segments at a
-    time, each in few ATen calls (see :func:`_segments_in_one_block`).
+def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
+                           padding: Sequence[int], dilation: Sequence[int], groups: int,
+                           mask: Sequence[bool], hop: int,
+                           weight_spectra: Optional[WeightSpectra] = None
+                           ) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    """The gradients of :func:`_overlap_save_forward`, a chunk of segments
+    at a time, each with one transform and one inverse transform.
     Segment j of the output gradient, placed at [K_d - 1, K_d - 1 + hop) in
     a zero row of the segment length L = hop + K_d - 1 (the last one
     completed with zeros), gives by the correlation theorem the input
@@ -975,6 +966,8 @@ def _segment_gradients(grad_output: Tensor, input: Tensor, w_dilated: Tensor, pa
     from differentiable operations, for a second backward pass."""
     if not (mask[0] or mask[1]):
         return None, None
+    w_dilated = _dilate(weight, dilation)
+    pad, tap_step = padding[0], dilation[0]
     n, c, size = input.shape
     o, c_per, kernel = w_dilated.shape
     length = grad_output.shape[2]
@@ -990,7 +983,7 @@ def _segment_gradients(grad_output: Tensor, input: Tensor, w_dilated: Tensor, pa
     else:
         step = max(1, (SEGMENT_GRADIENTS_CHUNK_BYTES // map_bytes - w_rows) // per_segment)
     # The padded signal, with zeros to the end of the last segment.
-    x_p = _pad(input, [padding], [padding + count * hop - length]) if mask[1] else None
+    x_p = _pad(input, [pad], [pad + count * hop - length]) if mask[1] else None
     grad_x_p = (input.new_zeros((n, c, count * hop + kernel - 1))
                 if mask[0] and step < count else None)
     gw_hat = grad_weight = None
@@ -1004,10 +997,7 @@ def _segment_gradients(grad_output: Tensor, input: Tensor, w_dilated: Tensor, pa
             rows[g_rows:g_rows + x_rows].view(n, c, js, segment).copy_(
                 x_p.narrow(2, j0 * hop, js * hop + kernel - 1).unfold(2, segment, hop))
         if w_rows:
-            w_seg = rows[g_rows + x_rows:].view(o, c_per, segment)
-            w_seg.narrow(2, 0, kernel).copy_(w_dilated)
-            w_seg.narrow(2, kernel, segment - kernel).zero_()
-            del w_seg
+            _copy_padded(rows[g_rows + x_rows:].view(o, c_per, segment), w_dilated)
         spectra = torch.fft.rfft(rows)
         del rows  # no view of it is left
         frequencies = spectra.shape[-1]
@@ -1021,13 +1011,10 @@ def _segment_gradients(grad_output: Tensor, input: Tensor, w_dilated: Tensor, pa
         inverse = []
         if mask[0]:
             # (N, g, O/g, js, F) x (g, O/g, C/g, 1, F) -> (N, g, C/g, js, F)
-            w_conj = w_hat.view(groups, o // groups, c_per, 1, frequencies).conj()
-            gx_hat = None
-            for oi in range(o // groups):
-                term = (_narrow(g_hat, 2, oi, 1), w_conj.select(1, oi))
-                gx_hat = term[0] * term[1] if gx_hat is None else gx_hat.addcmul_(*term)
+            gx_hat = _mix_input_grad(g_hat, w_hat.view(groups, o // groups, c_per, 1,
+                                                       frequencies))
             inverse.append(gx_hat.reshape(-1, frequencies))
-            del w_conj, gx_hat, term
+            del gx_hat
         if mask[1]:
             # Summed over samples and segments: (g, O/g, C/g, F).
             x_conj = spectra[g_rows:g_rows + x_rows].view(
@@ -1054,8 +1041,8 @@ def _segment_gradients(grad_output: Tensor, input: Tensor, w_dilated: Tensor, pa
             del segments
         if mask[1] and last:
             taps = grads[grads.shape[0] - o * c_per:].view(o, c_per, segment)
-            grad_weight = taps.narrow(2, 0, kernel)[:, :, ::dilation].contiguous()
-    grad_input = grad_x_p.narrow(2, padding, size).contiguous() if mask[0] else None
+            grad_weight = taps.narrow(2, 0, kernel)[:, :, ::tap_step].contiguous()
+    grad_input = grad_x_p.narrow(2, pad, size).contiguous() if mask[0] else None
     return grad_input, grad_weight
 
 

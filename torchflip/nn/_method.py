@@ -146,13 +146,13 @@ _ROUNDS_MIN, _ROUNDS_MAX, _ROUNDS_SECONDS = 3, 9, 0.02
 # working set is evicted between calls. A 64-tap filter over 16k samples: FFT
 # and direct both 0.32-0.33 ms back to back, but 0.54 against 0.40 ms
 # interleaved with other layers. Near a tie, direct is also exact and holds
-# less memory. Rechecked after the engine's changes of 2026-12-07, the
-# layer run after a 64-channel 3x3 convolution at 56x56: at one thread the
-# FFT took 1.31 of torch.nn's training forward time against direct's 1.24
-# (1.15 against 1.01 forward and backward) and tied in inference (1.05-1.07
-# against 1.06-1.09); at two threads it took 1.56 against 1.14 in inference.
-# Back to back, the FFT wins inference there (0.97 against 1.13 at one
-# thread), which no margin both honours and survives in a model.
+# less memory. Rechecked after overlap-save's one-block passes (c832a8b),
+# the layer run after a 64-channel 3x3 convolution at 56x56
+# (benchmarks/in_situ.py): at one thread the FFT wins in inference both
+# there (0.93 of torch.nn against direct's 1.05) and back to back; at two
+# threads it wins back to back (0.70 against 1.07) but loses there
+# (1.25-1.63 against 1.03-1.15), and the alternating rounds put the two
+# within this margin of each other, so the choice differs between processes.
 _FFT_TIMED_MARGIN = 1.1
 
 

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 import torchflip.nn as tnn
 import torchflip.nn.functional as TF
-from torchflip.nn import _method
+from torchflip.nn import _fft_conv, _method
+from torchflip.nn import conv as conv_module
 
 CONV = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -319,6 +320,54 @@ def test_auto_times_engines_on_the_real_operands():
     assert len(_method._MEASURED) == 1
 
 
+@pytest.mark.parametrize("kept", [True, False], ids=["eval", "training"])
+def test_fft_layer_reuses_its_forward_plan(kept, monkeypatch):
+    """An FFT layer makes the engine's forward plan once per call signature
+    and reuses it, with its spectra kept where the weight needs no gradient:
+    every repeated call (overlap-save in one block, a last segment shorter
+    than a hop) equals torch.nn's with the flipped weight, also after the
+    weight is edited in place (no stale spectrum), and gradients stay
+    torch.nn's."""
+    plans = []
+    real_plan = conv_module.forward_plan
+    monkeypatch.setattr(conv_module, "forward_plan",
+                        lambda *args: plans.append(args[0].shape) or real_plan(*args))
+    layer = tnn.Conv1d(1, 3, 9, padding=4, method="fft").double()
+    layer.train(not kept)
+    x = torch.randn(1, 1, 5000, dtype=torch.float64, requires_grad=not kept)
+    hop = _fft_conv._overlap_save_hop(x, layer.weight, [4], [1])
+    assert hop is not None and 5000 % hop != 0
+    with torch.set_grad_enabled(not kept):
+        for step in range(3):
+            if step == 2:
+                with torch.no_grad():
+                    layer.weight.mul_(-0.5)
+            theirs = layer.to_torch()
+            torch.testing.assert_close(layer(x), theirs(x))
+            assert layer._last_call.plan is not None
+            assert layer._last_call.keeps_spectra is kept
+        if not kept:
+            grads = [torch.autograd.grad(m(x).square().sum(), [x, m.weight])
+                     for m in (layer, theirs)]
+            torch.testing.assert_close(grads[0][0], grads[1][0])
+            torch.testing.assert_close(grads[0][1], grads[1][1].flip(-1))
+    assert plans == [x.shape]
+
+
+def test_fft_layer_remembers_direct_where_the_fft_serves_no_call():
+    """method='fft' on an empty batch or a half-precision input runs the
+    operator, and the layer remembers that route for the signature."""
+    layer = tnn.Conv1d(2, 3, 5, padding=2, method="fft")
+    for x, dtype in ((torch.randn(0, 2, 40), torch.float32),
+                     (torch.randn(1, 2, 40, dtype=torch.bfloat16), torch.bfloat16)):
+        layer.to(dtype)
+        for _ in range(2):
+            with torch.no_grad():
+                torch.testing.assert_close(layer(x), layer.to_torch()(x))
+            assert layer._last_call.route == conv_module.DIRECT
+            assert layer._last_call.plan is None
+
+
 def test_layers_remember_their_auto_choice_per_call_signature(monkeypatch):
     """A layer keeps its last 'auto' choice and reuses it only for a call
     with the same signature (shapes, dtype, device, gradient or not), until
@@ -386,7 +435,6 @@ def test_a_remembered_signature_stands_for_checked_arguments(monkeypatch):
     """A layer remembers a call's signature only once the call has
     succeeded; a call with the remembered signature skips the argument
     check, and a rejected call is rejected again."""
-    import torchflip.nn.conv as conv_module
 
     monkeypatch.setattr(_method, "_measured_choice", lambda *args: _method.DIRECT)
     _method.forget_measurements()

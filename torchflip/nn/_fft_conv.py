@@ -59,6 +59,7 @@ channels per frequency.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, NamedTuple, Optional, Sequence
 
@@ -534,14 +535,22 @@ def _inverse_into(dest: Tensor, spectrum: Tensor, lengths: Sequence[int], start:
 WeightSpectra = Callable[[tuple, int, Callable[[], Tensor]], Optional[Tensor]]
 
 
+def _weight_spectrum_key(weight_shape: Sequence[int], lengths: Sequence[int],
+                         groups: int, element_size: int) -> tuple[tuple, int]:
+    """The key under which a WeightSpectra keeps the whole weight's spectrum
+    at ``lengths`` (weight of the dilated kernel's shape), and its bytes."""
+    nbytes = math.prod(weight_shape[:2]) * _map_bytes(lengths, element_size)
+    return (tuple(lengths), groups, tuple(weight_shape[2:])), nbytes
+
+
 def _kept_weight_spectrum(weight_spectra: Optional[WeightSpectra], w_dilated: Tensor,
                           lengths: Sequence[int], groups: int, budget: int) -> Optional[Tensor]:
     """The whole weight's spectrum (g, O/g, C/g, F) as ``weight_spectra``
     keeps it, or None."""
     if weight_spectra is None:
         return None
-    nbytes = math.prod(w_dilated.shape[:2]) * _map_bytes(lengths, w_dilated.element_size())
-    key = (tuple(lengths), groups, tuple(w_dilated.shape[2:]))
+    key, nbytes = _weight_spectrum_key(w_dilated.shape, lengths, groups,
+                                       w_dilated.element_size())
     return weight_spectra(key, nbytes, lambda: _spectrum(w_dilated.unflatten(0, (groups, -1)),
                                                          lengths, budget))
 
@@ -842,10 +851,12 @@ def _overlap_add(segments: Tensor, hop: int, length: int) -> Tensor:
 def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
                           padding: Sequence[int], dilation: Sequence[int], groups: int,
                           hop: int, weight_spectra: Optional[WeightSpectra] = None) -> Tensor:
-    """:func:`fft_conv`'s result for a 1-D layer by overlap-save: the padded
-    signal's segments [j hop, j hop + hop + K_d - 1) give the outputs
-    [j hop, (j + 1) hop) as 'valid' convolutions, which the blocked engine
-    computes with the segments as samples.
+    """:func:`fft_conv`'s result for a 1-D layer by overlap-save, in blocks
+    of segments: the padded signal's segments [j hop, j hop + hop + K_d - 1)
+    give the outputs [j hop, (j + 1) hop) as 'valid' convolutions, which the
+    blocked engine computes with the segments as samples. (Where every
+    segment's spectra are small, :func:`_segments_in_one_block` takes them
+    at once instead.)
 
     The signal gains zeros at its end until its last segment is whole, and
     the outputs past the true length are cut off. A shorter last segment
@@ -858,9 +869,6 @@ def _overlap_save_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor],
     length = input.shape[2] + 2 * padding[0] - kernel + 1
     count = -(-length // hop)
     x_p = _pad(input, padding, [padding[0] + count * hop - length])
-    if _one_block_segments(input, weight, count, hop + kernel - 1):
-        return _segments_in_one_block(x_p, _dilate(weight, dilation), bias, groups, hop, count,
-                                      length, weight_spectra)
     out = input.new_empty((n, weight.shape[0], count * hop))
     for i in range(n):
         _blocked_forward(_segments(x_p[i], hop + kernel - 1, hop, count), weight, None, [0],
@@ -881,33 +889,79 @@ def _one_block_segments(input: Tensor, weight: Tensor, count: int, size: int) ->
     return rows * _map_bytes([size], input.element_size()) <= SEGMENTS_ONE_BLOCK_BYTES
 
 
-def _segments_in_one_block(x_p: Tensor, w_dilated: Tensor, bias: Optional[Tensor], groups: int,
-                           hop: int, count: int, length: int,
-                           weight_spectra: Optional[WeightSpectra]) -> Tensor:
-    """:func:`_overlap_save_forward` where one block takes every segment.
-    One transform takes the segments of the padded signal ``x_p``
-    (N, C, count hop + K_d - 1) and the weight's rows, zero-padded to the
-    segment length, together; one inverse transform gives every output
-    segment, whose window [K_d - 1, K_d - 1 + hop) is written straight into
-    the output with the bias added. The blocks of segments made more
-    transforms (torch.fft plans every call: 3 at fir64@16k, 7 at
-    fir1024@64k) and wrote the output three times: segments into a padded
-    buffer, its first samples copied out, then the bias."""
-    n, c = x_p.shape[:2]
-    o, c_per, kernel = w_dilated.shape
+class SegmentLayout(NamedTuple):
+    """Overlap-save in one block for one layer's shapes (see
+    :func:`_segments_in_one_block`), worked out once: input (N, C, S),
+    weight (O, C/g, K) dilated to K_d taps, ``count`` segments of ``size``
+    = hop + K_d - 1 samples giving ``hop`` outputs each, ``length`` outputs,
+    of which the first ``full`` segments give full hops."""
+
+    signal_pad: tuple[int, int]  # zeros before and after the signal
+    dilation: tuple[int, ...]
+    groups: int
+    kernel: int
+    hop: int
+    count: int
+    size: int
+    length: int
+    full: int
+    spectrum_key: tuple  # the weight spectrum's, see _weight_spectrum_key
+    spectrum_bytes: int
+
+
+def _segment_layout(input: Tensor, weight: Tensor, padding: Sequence[int],
+                    dilation: Sequence[int], groups: int, hop: int) -> SegmentLayout:
+    kernel, = _dilated_kernel(weight, dilation)
+    length = int(input.shape[2]) + 2 * padding[0] - kernel + 1
+    count = -(-length // hop)
     size = hop + kernel - 1
-    kept = _kept_weight_spectrum(weight_spectra, w_dilated, [size], groups, 0)
+    key, nbytes = _weight_spectrum_key(tuple(weight.shape[:2]) + (kernel,), [size], groups,
+                                       input.element_size())
+    return SegmentLayout((padding[0], padding[0] + count * hop - length), tuple(dilation),
+                         groups, kernel, hop, count, size, length, length // hop, key, nbytes)
+
+
+def _segments_in_one_block(layout: SegmentLayout, input: Tensor, weight: Tensor,
+                           bias: Optional[Tensor],
+                           weight_spectra: Optional[WeightSpectra]) -> Tensor:
+    """:func:`_overlap_save_forward`'s result with every segment in one
+    block. One transform takes the segments of the padded signal and the
+    weight's rows, zero-padded to the segment length, together (the signal's
+    alone where the weight's spectrum is kept); one inverse transform gives
+    every output segment, whose window [K_d - 1, K_d - 1 + hop) is written
+    straight into the output with the bias added. The blocks of segments
+    made more transforms (torch.fft plans every call: 3 at fir64@16k, 7 at
+    fir1024@64k) and wrote the output three times: segments into a padded
+    buffer, its first samples copied out, then the bias. Every ATen call
+    counts here, views included: between layers, with the CPU's caches
+    evicted, each takes several microseconds (see :func:`forward_plan`)."""
+    n, c = input.shape[:2]
+    o, c_per = weight.shape[:2]
+    groups, kernel, hop, count, size = (layout.groups, layout.kernel, layout.hop, layout.count,
+                                        layout.size)
+    x_p = input if layout.signal_pad == (0, 0) else torch.nn.functional.pad(
+        input, layout.signal_pad)
+    w_dilated = _dilate(weight, layout.dilation)
+    kept = None
+    if weight_spectra is not None:
+        kept = weight_spectra(layout.spectrum_key, layout.spectrum_bytes,
+                              lambda: _spectrum(w_dilated.unflatten(0, (groups, -1)), [size], 0))
     x_rows = n * c * count
-    rows = x_p.new_empty((x_rows + (0 if kept is not None else o * c_per), size))
-    rows[:x_rows].view(n, c, count, size).copy_(x_p.unfold(2, size, hop))
     if kept is None:
+        rows = x_p.new_empty((x_rows + o * c_per, size))
         _copy_padded(rows[x_rows:].view(o, c_per, size), w_dilated)
+        rows[:x_rows].view(n, c, count, size).copy_(x_p.unfold(2, size, hop))
+    else:
+        # The segments' overlapping view is transformed as it is (torch.fft
+        # takes strided rows; 0.7 of the time of a copy and its transform).
+        rows = x_p.unfold(2, size, hop)
     spectra = torch.fft.rfft(rows)
-    del rows  # no view of it is left
+    del rows  # no view of a row buffer is left
     frequencies = spectra.shape[-1]
     # (N, g, C/g, count, F) and (g, O/g, C/g, 1, F): channel c's products
     # broadcast to (N, g, O/g, count, F).
-    x_hat = spectra[:x_rows].view(n, groups, c // groups, count, frequencies)
+    x_hat = (spectra if kept is not None else spectra[:x_rows]).view(
+        n, groups, c // groups, count, frequencies)
     w_hat = (kept if kept is not None else spectra[x_rows:]).view(
         groups, o // groups, c_per, 1, frequencies)
     y_hat = _mix_forward(x_hat, w_hat)
@@ -915,17 +969,25 @@ def _segments_in_one_block(x_p: Tensor, w_dilated: Tensor, bias: Optional[Tensor
     del spectra, x_hat, w_hat
     y = torch.fft.irfft(y_hat.view(n, o, count, frequencies), n=size)
     del y_hat
+    length, full = layout.length, layout.full
     out = x_p.new_empty((n, o, length))
-    full, rest = divmod(length, hop)
-    pieces = [(out.narrow(2, 0, full * hop).unflatten(2, (full, hop)),
-               y.narrow(2, 0, full).narrow(3, kernel - 1, hop))]
-    if rest:
-        pieces.append((out.narrow(2, full * hop, rest), y.select(2, full).narrow(2, kernel - 1, rest)))
-    for dest, window in pieces:
+    # The windows [K_d - 1, K_d - 1 + hop) of the first `full` segments,
+    # then the rest's shorter one, as (N, O, segments, samples) views of y
+    # and of the output, one as_strided call each (the views' narrow/select
+    # chains took three to five calls a piece).
+    y_strides, y_offset = y.stride(), y.storage_offset() + (kernel - 1) * y.stride(3)
+    out_strides = (o * length, length, hop, 1)
+    pieces = [(full, hop, 0)]
+    if full < count:
+        pieces.append((1, length - full * hop, full))
+    for segments, samples, first in pieces:
+        shape = (n, o, segments, samples)
+        dest = out.as_strided(shape, out_strides, first * hop)
+        window = y.as_strided(shape, y_strides, y_offset + first * y_strides[2])
         if bias is None:
             dest.copy_(window)
         else:
-            torch.add(window, bias.view((1, o) + (1,) * (window.dim() - 2)), out=dest)
+            torch.add(window, bias.view(1, o, 1, 1), out=dest)
     return out
 
 
@@ -1046,26 +1108,53 @@ def _overlap_save_backward(grad_output: Tensor, input: Tensor, weight: Tensor,
     return grad_input, grad_weight
 
 
+# How fft_forward computes a layer of given shapes: (input, weight, bias,
+# weight_spectra) -> output, for operands of the shapes, dtype and device it
+# was made for (see forward_plan).
+ForwardPlan = Callable[[Tensor, Tensor, Optional[Tensor], Optional[WeightSpectra]], Tensor]
+
+
+def forward_plan(input: Tensor, weight: Tensor, padding: Sequence[int],
+                 dilation: Sequence[int], groups: int) -> ForwardPlan:
+    """How :func:`fft_forward` computes a layer of these operands' shapes,
+    dtype and device: by overlap-save for long 1-D signals of few rows
+    (:func:`_overlap_save_hop`) and for 1-D filter banks
+    (:func:`_filter_bank_hop`), in one block where the segments' spectra are
+    small; by whole transforms in blocks otherwise. Layers keep the plan with
+    the route they remember for a call's signature: between convolutions
+    that evict the CPU's caches every line of Python and every ATen call
+    costs several times its time alone, and at fir64@16k the layer's path
+    around the engine took about 90 us of a 0.32 ms inference call (two
+    threads), more than torch.nn's whole margin over direct convolution."""
+    hop = _overlap_save_hop(input, weight, padding, dilation)
+    if hop is None:
+        hop = _filter_bank_hop(input, weight, padding, dilation, groups)
+    if hop is None:
+        return lambda x, w, b, spectra: _blocked_forward(x, w, b, padding, dilation, groups,
+                                                         spectra)
+    layout = _segment_layout(input, weight, padding, dilation, groups, hop)
+    if _one_block_segments(input, weight, layout.count, layout.size):
+        return functools.partial(_segments_in_one_block, layout)
+    return lambda x, w, b, spectra: _overlap_save_forward(x, w, b, padding, dilation, groups,
+                                                          hop, spectra)
+
+
 def fft_forward(input: Tensor, weight: Tensor, bias: Optional[Tensor], padding: Sequence[int],
                 dilation: Sequence[int], groups: int,
-                weight_spectra: Optional[WeightSpectra] = None) -> Tensor:
-    """:func:`fft_conv`'s result in eager mode, by overlap-save for long 1-D
-    signals of few rows (:func:`_overlap_save_hop`) and for 1-D filter banks
-    (:func:`_filter_bank_hop`), by whole transforms in blocks otherwise.
-    Gradients come from :func:`fft_backward`. ``weight_spectra`` keeps the
-    weight's spectra between calls (see WeightSpectra)."""
+                weight_spectra: Optional[WeightSpectra] = None,
+                plan: Optional[ForwardPlan] = None) -> Tensor:
+    """:func:`fft_conv`'s result in eager mode, computed as
+    :func:`forward_plan` says (``plan``: one made for these operands'
+    shapes). Gradients come from :func:`fft_backward`. ``weight_spectra``
+    keeps the weight's spectra between calls (see WeightSpectra)."""
+    if plan is None:
+        plan = forward_plan(input, weight, padding, dilation, groups)
     if torch.is_grad_enabled():
         # Nothing here is recorded for autograd (the layers call it with
         # grad mode off), and results are written with out= arguments.
         with torch.no_grad():
-            return fft_forward(input, weight, bias, padding, dilation, groups, weight_spectra)
-    hop = _overlap_save_hop(input, weight, padding, dilation)
-    if hop is None:
-        hop = _filter_bank_hop(input, weight, padding, dilation, groups)
-    if hop is not None:
-        return _overlap_save_forward(input, weight, bias, padding, dilation, groups, hop,
-                                     weight_spectra)
-    return _blocked_forward(input, weight, bias, padding, dilation, groups, weight_spectra)
+            return plan(input, weight, bias, weight_spectra)
+    return plan(input, weight, bias, weight_spectra)
 
 
 def fft_backward(grad_output: Tensor, input: Tensor, weight: Tensor, padding: Sequence[int],

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from torchflip import _ops
-from torchflip.nn._fft_conv import fft_backward, fft_forward, transform_lengths
+from torchflip.nn._fft_conv import fft_backward, fft_forward, forward_plan, transform_lengths
 from torchflip.nn._flip_cache import FlippedWeightCache
 
 METHODS = ("auto", "direct", "fft")
@@ -204,11 +204,13 @@ def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
     # direct's 1.11, where the FFT timed without them had lost).
     spectra = (functools.partial(FlippedWeightCache().spectrum, w) if keeps_spectra
                else None)
+    # With its plan made once, as a layer keeps it.
+    plan = forward_plan(x, w, padding, dilation, groups)
     with torch.no_grad():
         forwards = {
             "direct": lambda: torch.ops.torchflip._conv(x, w, None, stride, padding, dilation,
                                                         groups),
-            "fft": lambda: fft_forward(x, w, None, padding, dilation, groups, spectra),
+            "fft": lambda: fft_forward(x, w, None, padding, dilation, groups, spectra, plan),
         }
         forward = _faster(forwards, x.device, expected)
         engines = Engines(forward, forward)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +31,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 
 from torchflip.nn._arguments import check_layer_sizes
 from torchflip.nn._conversion import copy_convolution
+from torchflip.nn._fft_conv import ForwardPlan, forward_plan
 from torchflip.nn._method import (DIRECT, Engines, check_method, choose_engines, fft_candidate,
                                   measurement_generation)
 from torchflip.nn._flip_cache import (FlipCacheMixin, FlippedWeightCache, flip_cache_enabled,
@@ -51,6 +52,17 @@ __all__ = ["Conv1d", "Conv2d", "Conv3d"]
 CACHED_FLIP, AS_IS, FLIP = "cached flip", "as is", "flip"
 SMALL_WEIGHT_RATIO = 64
 Route = Union[str, Engines]
+
+
+class _RememberedCall(NamedTuple):
+    """A layer's last call (see _TrueConvNd._signature): its signature, the
+    route it took, the FFT engine's forward plan for it (or None), and
+    whether the layer keeps its weight's spectra."""
+
+    signature: tuple
+    route: Route
+    plan: Optional[ForwardPlan]
+    keeps_spectra: bool
 
 
 class _TrueConvNd(FlipCacheMixin, _ConvNd):
@@ -150,18 +162,45 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
             padding = (0,) * self._dims
         signature = self._signature(input, weight, bias)
         last = self.__dict__.get("_last_call")
-        if signature is not None and last is not None and last[0] == signature:
-            return self._run(last[1], input, weight, bias, padding, accepted=True)
+        if signature is not None and last is not None and last.signature == signature:
+            return self._run(last.route, input, weight, bias, padding, remembered=last)
         route = self._route(input, weight)
-        out = self._run(route, input, weight, bias, padding, accepted=False)
+        out = self._run(route, input, weight, bias, padding)
         if signature is not None:
-            self._last_call = (signature, route)
+            self._last_call = self._remembered(signature, route, input, weight, padding)
         return out
 
+    def _normalised(self, input: Tensor, padding) -> bool:
+        """Whether the engines can take this call's arguments as they are: a
+        batched input, and one int per dimension for padding, stride and
+        dilation (the constructor normalised them, unless padding is a
+        string)."""
+        return (input.dim() == self._dims + 2 and type(padding) is tuple
+                and type(self.stride) is tuple and type(self.dilation) is tuple)
+
+    def _remembered(self, signature: tuple, route: Route, input: Tensor, weight: Tensor,
+                    padding) -> "_RememberedCall":
+        """What a call of the same signature reuses: the route that this call
+        ran (the operator where the FFT engine serves no such call: an empty
+        input, a dtype it does not compute), so that it skips the checks
+        that chose it; for the FFT engine, its forward plan, and whether the
+        weight's spectra are kept."""
+        plan, keeps_spectra = None, False
+        if type(route) is not str and route.uses_fft:
+            if not TF.fft_runs(input):
+                route = DIRECT
+            else:
+                keeps_spectra = FlippedWeightCache.applies(weight)
+                if route.forward == "fft" and self._normalised(input, padding):
+                    plan = forward_plan(input, weight, padding, self.dilation, self.groups)
+        return _RememberedCall(signature, route, plan, keeps_spectra)
+
     def _run(self, route: Route, input: Tensor, weight: Tensor, bias: Optional[Tensor],
-             padding, accepted: bool) -> Tensor:
-        """The convolution by ``route``; ``accepted``: the operator has
-        accepted arguments of this call's signature (see _signature)."""
+             padding, remembered: Optional["_RememberedCall"] = None) -> Tensor:
+        """The convolution by ``route``; ``remembered``: what an earlier
+        call of this signature, which took this route, left (see
+        _signature)."""
+        accepted = remembered is not None
         if type(route) is str:
             if not accepted:
                 validate_once(self._true_conv, input, weight, bias, self.stride, padding,
@@ -172,24 +211,23 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
                 weight = weight.flip(list(range(2, weight.dim())))
             return self._torch_conv(input, weight, bias, self.stride, padding, self.dilation,
                                     self.groups)
-        # The constructor normalised padding (unless a string), stride and
-        # dilation to one int per dimension, as the engines take them, and
-        # the operator and the FFT engine's checks cover the rest: for a
-        # batched input the functional layer's normalisation would only cost
-        # time (about 10 us a call timed alone, three times that between
-        # convolutions).
-        normalised = (input.dim() == self._dims + 2 and type(padding) is tuple
-                      and type(self.stride) is tuple and type(self.dilation) is tuple)
+        # The functional layer's normalisation would only cost time for a
+        # batched input (about 10 us a call timed alone, three times that
+        # between convolutions): the operator and the FFT engine's checks
+        # cover the rest.
+        normalised = self._normalised(input, padding)
         if route == DIRECT and normalised:
             return _ops.conv(input, weight, bias, self.stride, padding, self.dilation,
                              self.groups)
         spectra = None
-        if route.uses_fft and FlippedWeightCache.applies(weight):
+        if (remembered.keeps_spectra if accepted
+                else route.uses_fft and FlippedWeightCache.applies(weight)):
             # No gradient reaches the weight: its spectra are kept.
             spectra = functools.partial(self._flip_cache.spectrum, weight)
         if normalised:
             return TF.run_engines(input, weight, bias, self.stride, padding, self.dilation,
-                                  self.groups, self._dims, route, spectra, validated=accepted)
+                                  self.groups, self._dims, route, spectra, validated=accepted,
+                                  plan=remembered.plan if accepted else None)
         return TF._conv_nd(input, weight, bias, self.stride, padding, self.dilation, self.groups,
                            self._dims, route, spectra)
 

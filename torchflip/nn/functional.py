@@ -43,7 +43,7 @@ from torch import Tensor
 
 from torchflip import _ops
 from torchflip.nn._engines import true_conv
-from torchflip.nn._fft_conv import WeightSpectra, check_fft_inputs, fft_supports
+from torchflip.nn._fft_conv import ForwardPlan, WeightSpectra, check_fft_inputs, fft_supports
 from torchflip.nn._method import DIRECT, Engines, check_method, choose_engines
 from torchflip.nn._arguments import (
     IntOrTuple,
@@ -105,28 +105,35 @@ def _conv_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntO
 
 def run_engines(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: tuple,
                 padding: tuple, dilation: tuple, groups: int, dims: int, engines: Engines,
-                weight_spectra: Optional[WeightSpectra] = None, validated: bool = False) -> Tensor:
+                weight_spectra: Optional[WeightSpectra] = None, validated: bool = False,
+                plan: Optional[ForwardPlan] = None) -> Tensor:
     """True convolution of a batched input with normalised arguments (one
-    int per spatial dimension) by ``engines``, after the FFT engine's checks
-    (the operator's argument checks only where not ``validated`` already):
-    the layers call it directly, where the functional normalisation would
-    only cost time between convolutions (about 10 us of a 0.7 ms depthwise
-    7x7 layer's training forward pass at two threads)."""
-    if engines.uses_fft:
+    int per spatial dimension) by ``engines``, after the FFT engine's and the
+    operator's checks: the layers call it directly, where the functional
+    normalisation would only cost time between convolutions (about 10 us of
+    a 0.7 ms depthwise 7x7 layer's training forward pass at two threads).
+    ``validated``: a call of the same signature has passed these checks and
+    run ``engines`` (the layers remember the route a signature took);
+    ``plan``: the FFT engine's forward plan for these operands."""
+    if engines.uses_fft and not validated:
         op = f"torchflip.nn.functional.conv{dims}d"
         # Before the operator's checks, which would first find the stride's
         # length wrong for a weight of another rank.
         check_weight_rank(weight, dims, op, "(C_out, C_in / groups, *kernel)")
         check_fft_inputs(input, weight, stride, op)
-        if not validated:
-            _ops.validate_once(torch.ops.torchflip._conv, input, weight, bias, stride, padding,
-                               dilation, groups)
-        if input.numel() == 0 or not fft_supports(input):
-            # Nothing to transform, or a dtype the FFT does not serve.
-            # (Non-finite operands are checked where the FFT runs.)
+        _ops.validate_once(torch.ops.torchflip._conv, input, weight, bias, stride, padding,
+                           dilation, groups)
+        if not fft_runs(input):
             engines = DIRECT
     return true_conv(input, weight, bias, stride, padding, dilation, groups, engines,
-                     weight_spectra)
+                     weight_spectra, plan)
+
+
+def fft_runs(input: Tensor) -> bool:
+    """Whether the FFT engine computes a call on ``input`` that asked for it:
+    not where there is nothing to transform, nor for a dtype it does not
+    serve (non-finite operands are checked where the FFT runs)."""
+    return input.numel() != 0 and fft_supports(input)
 
 
 def _conv_transpose_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor],

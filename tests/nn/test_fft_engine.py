@@ -265,13 +265,20 @@ def test_auto_compares_engines_over_rounds_not_by_the_fastest_call(monkeypatch):
     durations = scripted([100.0], [1.0] * 20)
     assert _method._faster(runs, cpu, "fft") == "fft"
     assert next(durations["direct"], None) is None
+    # Favouring the FFT (the backward pass's engine), direct must be the
+    # one 10% faster.
+    for direct_seconds, winner in ((0.44, "fft"), (0.40, "direct")):
+        scripted([1.0] + [direct_seconds] * 20, [1.0] + [0.45] * 20)
+        assert _method._faster(runs, cpu, "direct", favoured="fft") == winner
 
 
 def test_auto_picks_each_pass_engine_by_its_own_time(monkeypatch):
     """With training-mode timings saying the direct forward and the FFT
     backward are faster, 'auto' runs exactly that: the direct operator
     forward, FFTs (and no convolution) backward; with the opposite timings,
-    the opposite. The result matches the reference either way."""
+    the opposite. The result matches the reference either way. Where the
+    forward engines time within the margin, the forward pass takes the
+    backward pass's engine."""
     times = {}
 
     def fake_seconds(run, device):
@@ -299,6 +306,15 @@ def test_auto_picks_each_pass_engine_by_its_own_time(monkeypatch):
         torch.testing.assert_close(out, ref(x), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(torch.autograd.grad(out.sum(), x),
                                    torch.autograd.grad(ref(x).sum(), x), rtol=1e-4, atol=1e-4)
+    # Forward engines within the margin of each other: the forward pass
+    # takes the backward's engine, either way (no split autograd.Function).
+    for bwd in ("fft", "direct"):
+        _method.forget_measurements()
+        other = "fft" if bwd == "direct" else "direct"
+        times.update({("backward", bwd): 1.0, ("backward", other): 2.0,
+                      ("forward", bwd): 1.0, ("forward", other): 0.95})
+        layer(x)
+        assert list(_method._MEASURED.values()) == [(bwd, bwd)]
     # Inference calls time the forward pass only, and use its engine.
     _method.forget_measurements()
     times.update({("forward", "direct"): 1.0, ("forward", "fft"): 2.0})

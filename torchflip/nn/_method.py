@@ -140,7 +140,7 @@ def _timed_call(run, device: torch.device) -> float:
 _GIVE_UP = 10.0
 # Rounds of one timed call of each engine: at least _ROUNDS_MIN, and more, up
 # to _ROUNDS_MAX, while they have taken under _ROUNDS_SECONDS in all.
-_ROUNDS_MIN, _ROUNDS_MAX, _ROUNDS_SECONDS = 3, 9, 0.02
+_ROUNDS_MIN, _ROUNDS_MAX, _ROUNDS_SECONDS = 3, 25, 0.02
 # The FFT must time this much faster than direct to be picked. Timed alone,
 # back to back, an engine runs with warm caches; in a model the FFT's larger
 # working set is evicted between calls. A 64-tap filter over 16k samples: FFT
@@ -156,10 +156,11 @@ _ROUNDS_MIN, _ROUNDS_MAX, _ROUNDS_SECONDS = 3, 9, 0.02
 _FFT_TIMED_MARGIN = 1.1
 
 
-def _faster(runs: dict, device: torch.device, first: str) -> str:
-    """The name of the faster engine in ``runs`` (name -> call): the FFT
-    where the median over rounds of its time over direct's, both timed in
-    the same round, is under 1 / _FFT_TIMED_MARGIN.
+def _faster(runs: dict, device: torch.device, first: str, favoured: str = "direct") -> str:
+    """The name of the faster engine in ``runs`` (name -> call): the engine
+    other than ``favoured`` only where the median over rounds of its time
+    over the favoured one's, both timed in the same round, is under
+    1 / _FFT_TIMED_MARGIN.
 
     Each engine is warmed up first (allocations, FFT plans, oneDNN
     primitives). The engine ``first`` (the one the cost model expects to
@@ -172,6 +173,7 @@ def _faster(runs: dict, device: torch.device, first: str) -> str:
     each engine always follows the other, as between a model's layers: an
     engine called twice in a row would find its data still in cache."""
     second = "fft" if first == "direct" else "direct"
+    other = "fft" if favoured == "direct" else "direct"
     _timed_call(runs[first], device)
     reference = _timed_call(runs[first], device)
     if _timed_call(runs[second], device) > _GIVE_UP * reference:
@@ -179,9 +181,9 @@ def _faster(runs: dict, device: torch.device, first: str) -> str:
     ratios, spent = [], 0.0
     while len(ratios) < _ROUNDS_MIN or (len(ratios) < _ROUNDS_MAX and spent < _ROUNDS_SECONDS):
         seconds = {name: _timed_call(runs[name], device) for name in (first, second)}
-        ratios.append(seconds["fft"] / max(seconds["direct"], 1e-9))
+        ratios.append(seconds[other] / max(seconds[favoured], 1e-9))
         spent += sum(seconds.values())
-    return "fft" if statistics.median(ratios) * _FFT_TIMED_MARGIN < 1 else "direct"
+    return other if statistics.median(ratios) * _FFT_TIMED_MARGIN < 1 else favoured
 
 
 def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
@@ -212,17 +214,29 @@ def _measured_choice(input: Tensor, weight: Tensor, padding: Sequence[int],
                                                         groups),
             "fft": lambda: fft_forward(x, w, None, padding, dilation, groups, spectra, plan),
         }
-        forward = _faster(forwards, x.device, expected)
-        engines = Engines(forward, forward)
-        if backward:
-            g = torch.ones_like(forwards[forward]())
+        if not backward:
+            forward = _faster(forwards, x.device, expected)
+            engines = Engines(forward, forward)
+        else:
+            # The backward pass first: near a tie the forward pass then takes
+            # the backward's engine. Passes by different engines run through
+            # the Python autograd.Function TwoEngineConv, where one engine for
+            # both takes the operator's C++ autograd (direct) or loses only
+            # its choice's margin: fir64@16k's training forward pass took 1.26
+            # of torch.nn's time split (direct/fft), 0.78 by the FFT and 1.10
+            # direct (run.py, two threads), its forward and backward 0.85
+            # split and 0.70 by the FFT, after 'auto' had timed the forward
+            # engines within the margin of each other.
+            g = torch.ones_like(forwards["direct"]())
             mask = [True, not keeps_spectra, False]
             backwards = {
                 "direct": lambda: torch.ops.torchflip._conv_backward(
                     g, x, w, stride, padding, dilation, groups, mask),
                 "fft": lambda: fft_backward(g, x, w, padding, dilation, groups, mask, spectra),
             }
-            engines = Engines(forward, _faster(backwards, x.device, expected))
+            backward_engine = _faster(backwards, x.device, expected)
+            engines = Engines(_faster(forwards, x.device, expected, favoured=backward_engine),
+                              backward_engine)
     _MEASURED[key] = engines
     if len(_MEASURED) > _MEASURED_MAX:
         _MEASURED.popitem(last=False)

@@ -139,20 +139,24 @@ def _timed_call(run, device: torch.device) -> float:
 # costs (oneDNN primitive creation, FFT plans).
 _GIVE_UP = 10.0
 # Rounds of one timed call of each engine: at least _ROUNDS_MIN, and more, up
-# to _ROUNDS_MAX, while they have taken under _ROUNDS_SECONDS in all.
+# to _ROUNDS_MAX, while they have taken under _ROUNDS_SECONDS in all. The
+# direct operator's first calls in a process are sporadically 4-5 times
+# slower than later ones: over 9 rounds the median FFT / direct ratio of
+# fir64@16k in inference ranged 0.50-0.92 across 16 processes (two beyond the
+# margin below), over 25 rounds 0.69-0.83.
 _ROUNDS_MIN, _ROUNDS_MAX, _ROUNDS_SECONDS = 3, 25, 0.02
-# The FFT must time this much faster than direct to be picked. Timed alone,
-# back to back, an engine runs with warm caches; in a model the FFT's larger
-# working set is evicted between calls. A 64-tap filter over 16k samples: FFT
-# and direct both 0.32-0.33 ms back to back, but 0.54 against 0.40 ms
-# interleaved with other layers. Near a tie, direct is also exact and holds
-# less memory. Rechecked after overlap-save's one-block passes (c832a8b),
-# the layer run after a 64-channel 3x3 convolution at 56x56
-# (benchmarks/in_situ.py): at one thread the FFT wins in inference both
-# there (0.93 of torch.nn against direct's 1.05) and back to back; at two
-# threads it wins back to back (0.70 against 1.07) but loses there
-# (1.25-1.63 against 1.03-1.15), and the alternating rounds put the two
-# within this margin of each other, so the choice differs between processes.
+# The engine other than the favoured one (see _faster) must time this much
+# faster to be picked. A forward pass alone favours direct: near a tie it is
+# exact and holds less memory. A training call's forward pass favours its
+# backward pass's engine (see _measured_choice). The rounds alternate the
+# engines, a regime between back-to-back calls (warm caches) and a model's
+# (each layer after others that evicted them, where every ATen call and
+# line of Python costs several times more). fir64@16k in inference at two
+# threads, since layers keep the FFT's forward plan (fc16bb9): back to back
+# the FFT took 0.58 of torch.nn's time, direct 1.10 (run.py); right after a
+# 64-channel 3x3 convolution (benchmarks/in_situ.py) 1.03-1.09 against
+# 1.08-1.10; before the plans the FFT lost there (1.25-1.63 against
+# 1.03-1.15), and the alternating rounds had put the two within the margin.
 _FFT_TIMED_MARGIN = 1.1
 
 

@@ -119,6 +119,13 @@ def fft_supports(input: Tensor) -> bool:
     return input.dtype in (torch.float32, torch.float64)
 
 
+def fft_runs(input: Tensor) -> bool:
+    """Whether the FFT engine computes a call on ``input`` that asked for it:
+    not where there is nothing to transform, nor for a dtype it does not
+    serve (non-finite operands are checked where the FFT runs)."""
+    return input.numel() != 0 and fft_supports(input)
+
+
 def all_finite(*tensors: Optional[Tensor]) -> bool:
     """Whether every element is finite. A NaN or infinity would spread over a
     whole FFT output row, where the direct sum confines it to the outputs it
@@ -1126,6 +1133,7 @@ def forward_plan(input: Tensor, weight: Tensor, padding: Sequence[int],
     costs several times its time alone, and at fir64@16k the layer's path
     around the engine took about 90 us of a 0.32 ms inference call (two
     threads), more than torch.nn's whole margin over direct convolution."""
+    padding, dilation = tuple(padding), tuple(dilation)  # kept by the plan
     hop = _overlap_save_hop(input, weight, padding, dilation)
     if hop is None:
         hop = _filter_bank_hop(input, weight, padding, dilation, groups)

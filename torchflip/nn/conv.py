@@ -31,7 +31,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 
 from torchflip.nn._arguments import check_layer_sizes
 from torchflip.nn._conversion import copy_convolution
-from torchflip.nn._fft_conv import ForwardPlan, forward_plan
+from torchflip.nn._fft_conv import ForwardPlan, forward_plan, fft_runs
 from torchflip.nn._method import (DIRECT, Engines, check_method, choose_engines, fft_candidate,
                                   measurement_generation)
 from torchflip.nn._flip_cache import (FlipCacheMixin, FlippedWeightCache, flip_cache_enabled,
@@ -187,7 +187,7 @@ class _TrueConvNd(FlipCacheMixin, _ConvNd):
         weight's spectra are kept."""
         plan, keeps_spectra = None, False
         if type(route) is not str and route.uses_fft:
-            if not TF.fft_runs(input):
+            if not fft_runs(input):
                 route = DIRECT
             else:
                 keeps_spectra = FlippedWeightCache.applies(weight)

@@ -43,7 +43,7 @@ from torch import Tensor
 
 from torchflip import _ops
 from torchflip.nn._engines import true_conv
-from torchflip.nn._fft_conv import ForwardPlan, WeightSpectra, check_fft_inputs, fft_supports
+from torchflip.nn._fft_conv import ForwardPlan, WeightSpectra, check_fft_inputs, fft_runs
 from torchflip.nn._method import DIRECT, Engines, check_method, choose_engines
 from torchflip.nn._arguments import (
     IntOrTuple,
@@ -127,13 +127,6 @@ def run_engines(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: t
             engines = DIRECT
     return true_conv(input, weight, bias, stride, padding, dilation, groups, engines,
                      weight_spectra, plan)
-
-
-def fft_runs(input: Tensor) -> bool:
-    """Whether the FFT engine computes a call on ``input`` that asked for it:
-    not where there is nothing to transform, nor for a dtype it does not
-    serve (non-finite operands are checked where the FFT runs)."""
-    return input.numel() != 0 and fft_supports(input)
 
 
 def _conv_transpose_nd(input: Tensor, weight: Tensor, bias: Optional[Tensor],

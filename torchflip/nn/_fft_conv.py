@@ -932,9 +932,10 @@ def _segments_in_one_block(layout: SegmentLayout, input: Tensor, weight: Tensor,
                            bias: Optional[Tensor],
                            weight_spectra: Optional[WeightSpectra]) -> Tensor:
     """:func:`_overlap_save_forward`'s result with every segment in one
-    block. One transform takes the segments of the padded signal and the
-    weight's rows, zero-padded to the segment length, together (the signal's
-    alone where the weight's spectrum is kept); one inverse transform gives
+    block. One transform takes the segments of the padded signal, together
+    with the weight's rows zero-padded to the segment length from
+    JOINT_MIN_LENGTH points (below, the weight has its own transform; none
+    where its spectrum is kept); one inverse transform gives
     every output segment, whose window [K_d - 1, K_d - 1 + hop) is written
     straight into the output with the bias added. The blocks of segments
     made more transforms (torch.fft plans every call: 3 at fir64@16k, 7 at

@@ -982,7 +982,7 @@ def _segments_in_one_block(layout: SegmentLayout, input: Tensor, weight: Tensor,
     w_hat = kept.view(groups, o // groups, c_per, 1, frequencies)
     y_hat = _mix_forward(x_hat, w_hat)
     # Freed before the inverse transform, the step of the largest temporaries.
-    del spectra, x_hat, w_hat
+    del spectra, kept, x_hat, w_hat
     y = torch.fft.irfft(y_hat.view(n, o, count, frequencies), n=size)
     del y_hat
     length, full = layout.length, layout.full

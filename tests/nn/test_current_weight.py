@@ -196,8 +196,26 @@ def test_spectra_over_the_limit_are_transformed_every_call(monkeypatch):
     from torchflip.nn import _flip_cache
 
     monkeypatch.setattr(_flip_cache, "SPECTRA_MAX_BYTES", 100)
+    monkeypatch.setattr(_flip_cache, "SPECTRA_WEIGHT_MULTIPLE", 0)
     layer, x = _layer("conv_fft")
     with torch.no_grad():
+        assert _weight_transforms(lambda: [layer(x) for _ in range(3)], layer.weight) == 3
+        torch.testing.assert_close(layer(x), _expected(layer, x))
+
+
+def test_spectra_limit_grows_with_the_weight_up_to_its_ceiling(monkeypatch):
+    """A large weight may keep spectra past SPECTRA_MAX_BYTES, up to
+    SPECTRA_WEIGHT_MULTIPLE times its bytes and never above the ceiling."""
+    from torchflip.nn import _flip_cache
+
+    layer, x = _layer("conv_fft")
+    monkeypatch.setattr(_flip_cache, "SPECTRA_MAX_BYTES", 100)
+    monkeypatch.setattr(_flip_cache, "SPECTRA_WEIGHT_MULTIPLE", 1000)
+    with torch.no_grad():
+        assert _weight_transforms(lambda: [layer(x) for _ in range(3)], layer.weight) == 1
+        torch.testing.assert_close(layer(x), _expected(layer, x))
+        monkeypatch.setattr(_flip_cache, "SPECTRA_CEILING_BYTES", 200)
+        layer.clear_flip_cache()
         assert _weight_transforms(lambda: [layer(x) for _ in range(3)], layer.weight) == 3
         torch.testing.assert_close(layer(x), _expected(layer, x))
 
@@ -227,6 +245,7 @@ def test_spectra_of_the_latest_input_sizes_are_kept(monkeypatch):
     lengths = [_fft_conv.transform_lengths([n], [4])[0] for n in sizes]
     nbytes = [2 * (n // 2 + 1) * 8 for n in lengths]  # two complex64 spectra
     monkeypatch.setattr(_flip_cache, "SPECTRA_MAX_BYTES", nbytes[1] + nbytes[2] + 100)
+    monkeypatch.setattr(_flip_cache, "SPECTRA_WEIGHT_MULTIPLE", 0)
     inputs = [torch.randn(1, 1, n) for n in sizes]
     with torch.no_grad():
         for x in inputs:

@@ -8,9 +8,11 @@ call, which is a visible fraction of a deep layer's time; this cache keeps the
 flipped copy and rebuilds it only when the weight may have changed. A layer
 on the FFT engine keeps the weight's spectrum instead, for the same reason:
 transforming a 3 -> 3 channel 31x31 kernel at 288x288 took a third of the
-forward pass (psf31@256). Spectra are kept up to SPECTRA_MAX_BYTES per
-layer, since a spectrum is far larger than its kernel (psf31@256: 3 MB for a
-35 KB weight); larger ones are transformed on every call, a block at a time.
+forward pass (psf31@256). A spectrum is far larger than its kernel
+(psf31@256: 3 MB for a 35 KB weight), so a layer keeps spectra up to a limit
+(:func:`spectra_limit`): SPECTRA_MAX_BYTES, or for a large weight up to
+SPECTRA_WEIGHT_MULTIPLE times its own bytes, never above SPECTRA_CEILING_BYTES;
+larger ones are transformed on every call, a block at a time.
 
 The key is the weight tensor's identity (a weak reference), its version
 counter (bumped by every in-place change: optimizer steps, load_state_dict,
@@ -105,8 +107,21 @@ def plain_eager(weight: Tensor) -> bool:
     return weight.dtype != torch.complex32 and _ops.plain_eager_mode()
 
 
-# The most bytes of spectra one layer keeps (see the module doc).
+# The bytes of spectra one layer keeps (see the module doc and spectra_limit).
 SPECTRA_MAX_BYTES = 4 << 20
+# A dense layer's weight spectra take (transform size / kernel size) times
+# its weight: 27 for 16 -> 16 channels of 31x31 kernels at 128x128 (26.5 MB
+# for a 1 MB weight), whose transforms were then two thirds of an inference
+# call (2-core AMD EPYC VM: 11.5 ms a call, 6.4 ms with the spectrum kept;
+# one thread 21.7 and 10.4 ms).
+SPECTRA_WEIGHT_MULTIPLE = 32
+SPECTRA_CEILING_BYTES = 64 << 20
+
+
+def spectra_limit(weight: Tensor) -> int:
+    """The most bytes of spectra a layer with this weight keeps."""
+    by_weight = SPECTRA_WEIGHT_MULTIPLE * weight.numel() * weight.element_size()
+    return max(SPECTRA_MAX_BYTES, min(by_weight, SPECTRA_CEILING_BYTES))
 
 
 class FlippedWeightCache:
@@ -162,16 +177,17 @@ class FlippedWeightCache:
         """The spectrum ``compute()`` of ``weight`` named by ``key`` (its
         transform lengths and layout), kept while the weight is unchanged;
         None, without computing it, where its ``nbytes`` alone exceed
-        SPECTRA_MAX_BYTES. The spectra kept longest make room for a new one
-        (a layer called on inputs of several sizes keeps those of the latest
-        sizes)."""
-        if nbytes > SPECTRA_MAX_BYTES:
+        :func:`spectra_limit`. The spectra kept longest make room for a new
+        one (a layer called on inputs of several sizes keeps those of the
+        latest sizes)."""
+        limit = spectra_limit(weight)
+        if nbytes > limit:
             return None
         spectra = self._derived(weight).setdefault("spectra", {})
         found = spectra.get(key)
         if found is not None:
             return found
-        while spectra and nbytes + sum(t.nbytes for t in spectra.values()) > SPECTRA_MAX_BYTES:
+        while spectra and nbytes + sum(t.nbytes for t in spectra.values()) > limit:
             del spectra[next(iter(spectra))]
         with _ops.plain_tensors():
             found = spectra[key] = compute()

@@ -8,7 +8,10 @@ shows as a disagreement:
 * time: ``torch.utils.benchmark.Timer`` (its own warm-up, loop and clock), the
   candidates alternated in rounds (a fresh random order in each), the ratio
   taken within each round and the
-  median over rounds reported with its interquartile range;
+  median over rounds reported with its interquartile range; in the steady
+  heap that run.py also times in (``benchmarks/allocator.py``), unless
+  ``--system-malloc``: under glibc's moving mmap threshold, the same
+  depthwise layer took 2.2-2.5 ms or 4.4-6.7 ms a call by process;
 * memory: the operating system's count, not torch's. Each candidate runs in a
   fresh process with glibc's mmap threshold pinned at 64 KiB, so that every
   tensor-sized block is mapped on allocation and unmapped on free; after a
@@ -44,6 +47,7 @@ import torch.nn.functional as F
 from torch.utils.benchmark import Timer
 
 import torchflip
+from benchmarks import allocator
 
 _TORCH = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
 _TRUE = {1: torchflip.nn.Conv1d, 2: torchflip.nn.Conv2d, 3: torchflip.nn.Conv3d}
@@ -245,15 +249,21 @@ def main() -> None:
                         help="comma-separated: train, eval, auto, memory")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=0.2, help="length of one sample")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="time under glibc's moving mmap and trim thresholds instead of "
+                             "a steady heap (see benchmarks/allocator.py)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(_peak_in_child(json.loads(args.child)))
         return
+    if not args.system_malloc:
+        # The memory check's children set their own thresholds (see _peak).
+        allocator.ensure_steady_heap()
     torch.set_num_threads(1)
     kinds = set(args.only.split(","))
-    print(f"torch {torch.__version__}, 1 thread; ratios: median [quartiles] over "
-          f"{args.rounds} rounds")
+    print(f"torch {torch.__version__}, 1 thread, {allocator.describe()}; ratios: "
+          f"median [quartiles] over {args.rounds} rounds")
     if kinds & {"train", "eval"}:
         check_layers(TRAIN_LAYERS, args.rounds, args.seconds, kinds)
     if "auto" in kinds:

@@ -11,7 +11,7 @@ shows as a disagreement:
   median over rounds reported with its interquartile range; in the steady
   heap that run.py also times in (``benchmarks/allocator.py``), unless
   ``--system-malloc``: under glibc's moving mmap threshold, the same
-  depthwise layer took 2.2-2.5 ms or 4.4-6.7 ms a call by process;
+  depthwise layer took 2.2-3.1 ms or 4.4-6.7 ms a call by process;
 * memory: the operating system's count, not torch's. Each candidate runs in a
   fresh process with glibc's mmap threshold pinned at 64 KiB, so that every
   tensor-sized block is mapped on allocation and unmapped on free; after a

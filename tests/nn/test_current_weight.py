@@ -242,7 +242,7 @@ def test_spectra_of_the_latest_input_sizes_are_kept(monkeypatch):
 
     layer = tnn.Conv1d(1, 2, 9, padding=4, method="fft").eval()
     sizes = [100, 120, 140]
-    lengths = [_fft_conv.transform_lengths([n], [4])[0] for n in sizes]
+    lengths = [_fft_conv.transform_lengths([n], [4], [9])[0] for n in sizes]
     nbytes = [2 * (n // 2 + 1) * 8 for n in lengths]  # two complex64 spectra
     monkeypatch.setattr(_flip_cache, "SPECTRA_MAX_BYTES", nbytes[1] + nbytes[2] + 100)
     monkeypatch.setattr(_flip_cache, "SPECTRA_WEIGHT_MULTIPLE", 0)

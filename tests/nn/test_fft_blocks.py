@@ -188,7 +188,7 @@ def tiny_budget(monkeypatch):
 def test_blocks_of_output_channels_match_reference(dims, tiny_budget, axis_transform):
     # One input channel per group and one sample: only outputs can split.
     x, w, b = _operands(1, 2, 6, 12, 3, 2, dims)
-    lengths = _fft_conv.transform_lengths(x.shape[2:], [1] * dims)
+    lengths = _fft_conv.transform_lengths(x.shape[2:], [1] * dims, [3] * dims)
     blocks = _fft_conv._blocks(x, 3, lengths, 2, _fft_conv._budget(x))
     assert blocks.outputs < 3 and blocks.channels == 1 and blocks.samples == 1
     _check_against_reference(x, w, b, 1, 1, 2)
@@ -245,7 +245,7 @@ def test_small_layers_are_one_block_and_larger_ones_split(monkeypatch):
     monkeypatch.setattr(_fft_conv, "BLOCK_MIN_BYTES", 256)
     monkeypatch.setattr(_fft_conv, "BLOCK_INPUT_SHARE", 1 << 40)
     x, w, b = _operands(3, 4, 6, 30, 5, 2)
-    lengths = _fft_conv.transform_lengths(x.shape[2:], [2])
+    lengths = _fft_conv.transform_lengths(x.shape[2:], [2], [5])
     map_bytes = (lengths[0] // 2 + 1) * 16
     whole = (3 * (2 + 3) + 3 * 2) * 2 * map_bytes
     monkeypatch.setattr(_fft_conv, "WHOLE_LAYER_BYTES", whole)

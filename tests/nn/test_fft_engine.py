@@ -47,6 +47,14 @@ CASES = [
     (1, 2, 3, 2, 20, 3, 5, 1, 1),
     (2, 1, 2, 4, 10, 3, 6, 2, 2),
 ]
+# Transform lengths at their bound (see test_transform_lengths_at_the_bound):
+# S + p (13 + 3, twice), then the kernel (9 > 5 + 2) and the output
+# (10 + 12 - 3 + 1).
+WRAP_BOUND_CASES = [
+    (1, 2, 2, 3, 13, 7, 3, 1, 1),
+    (2, 1, 2, 2, 13, 4, 3, 2, 1),
+]
+CASES += WRAP_BOUND_CASES + [(1, 1, 2, 2, 5, 9, 2, 1, 1), (1, 1, 2, 2, 10, 3, 6, 1, 1)]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -65,6 +73,70 @@ def test_fft_matches_reference(case, dtype):
     ref_grads = torch.autograd.grad(ref, (x, w, b), g)
     for a, r in zip(grads, ref_grads):
         torch.testing.assert_close(a, r, **tol)
+
+
+def _fft_and_reference(case, generator):
+    """The FFT engine's output and gradients and the reference's, float64."""
+    dims, n, cin, cout, size, k, padding, dilation, groups = case
+    x = torch.randn((n, cin) + (size,) * dims, dtype=torch.float64, generator=generator,
+                    requires_grad=True)
+    w = torch.randn((cout, cin // groups) + (k,) * dims, dtype=torch.float64,
+                    generator=generator, requires_grad=True)
+    out = CONV[dims](x, w, None, 1, padding, dilation, groups, method="fft")
+    ref = TORCH_CONV[dims](x, _flip(w), None, 1, padding, dilation, groups)
+    g = torch.randn(ref.shape, dtype=torch.float64, generator=generator)
+    return ((out, *torch.autograd.grad(out, (x, w), g)),
+            (ref, *torch.autograd.grad(ref, (x, w), g)))
+
+
+# Cases with explicit padding and at least one sample.
+BOUND_CASES = [c for c in CASES if c[1] > 0 and isinstance(c[6], int)]
+
+
+@pytest.mark.parametrize("case", BOUND_CASES, ids=str)
+def test_transform_lengths_at_the_bound(case, monkeypatch):
+    # With every length exactly max(S + p, S + 2p - K_d + 1, K_d) (no
+    # rounding up to a fast length), the cyclic results hold no wrapped
+    # term: the output and both gradients equal the reference's.
+    monkeypatch.setattr(_fft_conv, "fast_transform_length", lambda n: n)
+    got, expected = _fft_and_reference(case, torch.Generator().manual_seed(0))
+    for a, r in zip(got, expected):
+        torch.testing.assert_close(a, r, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("case", WRAP_BOUND_CASES, ids=str)
+def test_transform_lengths_one_below_the_bound_go_wrong(case, monkeypatch):
+    # The control: one sample shorter, some result takes a wrapped term or
+    # loses a kernel tap (or a window no longer fits, an error). The
+    # kernel's and the output's bounds are not among these: taps and outputs
+    # past S + p meet only padding, so one sample less still reads zeros
+    # there; those bounds keep every operand and window within one period.
+    monkeypatch.setattr(_fft_conv, "fast_transform_length", lambda n: n - 1)
+    try:
+        got, expected = _fft_and_reference(case, torch.Generator().manual_seed(0))
+    except RuntimeError:
+        return
+    assert not all(torch.allclose(a, r, rtol=1e-9, atol=1e-9) for a, r in zip(got, expected))
+
+
+def test_fast_transform_lengths_are_the_smallest_even_5_smooth_ones():
+    def smooth(n):
+        for f in (2, 3, 5):
+            while n % f == 0:
+                n //= f
+        return n == 1
+
+    for target in range(1, 400):
+        n = _fft_conv.fast_transform_length(target)
+        assert n >= target and n % 2 == 0 and smooth(n)
+        assert not any(m % 2 == 0 and smooth(m) for m in range(target, n))
+
+
+def test_same_padding_transforms_the_padded_half_not_the_padded_input():
+    # dense31@128 ('same', 31x31 at 128x128): S + p = 143 -> 144 points an
+    # axis; the padded input's 158 would take 160.
+    assert _fft_conv.transform_lengths([128, 128], [15, 15], [31, 31]) == [144, 144]
+    assert _fft_conv.padded_lengths([128, 128], [15, 15]) == [160, 160]
 
 
 @pytest.mark.parametrize("dims", [1, 2])
@@ -194,7 +266,9 @@ def test_blocked_fft_matches_reference(case, tiny_blocks):
     pad = padding if isinstance(padding, int) else 0
     if not isinstance(padding, str):
         gs, ns, cs, _ = _fft_conv._blocks(x, cout // groups,
-                                       _fft_conv.transform_lengths(x.shape[2:], [pad] * dims),
+                                       _fft_conv.transform_lengths(
+                                           x.shape[2:], [pad] * dims,
+                                           [dilation * (k - 1) + 1] * dims),
                                        groups, _fft_conv._budget(x))
         assert gs * ns * cs < groups * x.shape[0] * (cin // groups)  # really split
         # Blocks of channels, or of samples (both, for one-channel groups).

@@ -105,7 +105,8 @@ def predicted_costs(input_shape: Sequence[int], weight_shape: Sequence[int],
         return 0.0, math.inf
     mac = _DIRECT_MAC_DENSE if cg >= 8 and len(kernel) >= 2 else _DIRECT_MAC_OTHER
     direct = mac * n * o * cg * math.prod(kernel) * math.prod(out)
-    lengths = transform_lengths(spatial, padding)
+    lengths = transform_lengths(spatial, padding,
+                                [d * (k - 1) + 1 for d, k in zip(dilation, kernel)])
     points = math.prod(lengths)
     freqs = points // lengths[-1] * (lengths[-1] // 2 + 1)
     transforms = n * c + o * cg + n * o  # input, weight and output maps

@@ -199,15 +199,15 @@ def padded_lengths(spatial: Sequence[int], padding: Sequence[int]) -> list[int]:
     return [next_fast_len(int(s) + 2 * int(p)) for s, p in zip(spatial, padding)]
 
 
-def _dilated_kernel(weight: Tensor, dilation: Sequence[int]) -> list[int]:
-    """K_d: the extent of the weight's kernel once dilated."""
-    return [d * (k - 1) + 1 for d, k in zip(dilation, weight.shape[2:])]
+def dilated_extents(kernel: Sequence[int], dilation: Sequence[int]) -> list[int]:
+    """K_d: the extents of a kernel of sizes ``kernel`` once dilated."""
+    return [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
 
 
 def _dilate(weight: Tensor, dilation: Sequence[int]) -> Tensor:
     if all(d == 1 for d in dilation):
         return weight
-    dilated = _dilated_kernel(weight, dilation)
+    dilated = dilated_extents(weight.shape[2:], dilation)
     sparse = weight.new_zeros(weight.shape[:2] + tuple(dilated))
     sparse[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dilation)] = weight
     return sparse
@@ -805,7 +805,7 @@ def _overlap_save_hop(input: Tensor, weight: Tensor, padding: Sequence[int],
     OVERLAP_SAVE_MIN_SEGMENTS."""
     if input.dim() != 3 or input.shape[0] * input.shape[1] >= OVERLAP_SAVE_ROWS:
         return None
-    kernel, = _dilated_kernel(weight, dilation)
+    kernel, = dilated_extents(weight.shape[2:], dilation)
     hop = _segment_hop(kernel, OVERLAP_SAVE_KERNELS)
     outputs = input.shape[2] + 2 * padding[0] - kernel + 1
     return hop if outputs // hop >= OVERLAP_SAVE_MIN_SEGMENTS else None
@@ -851,7 +851,7 @@ def _filter_bank_hop(input: Tensor, weight: Tensor, padding: Sequence[int],
         return None
     n, c, o = int(input.shape[0]), int(input.shape[1]), int(weight.shape[0])
     weight_rows = o * (c // groups)
-    kernel, = _dilated_kernel(weight, dilation)
+    kernel, = dilated_extents(weight.shape[2:], dilation)
     padded = int(input.shape[2]) + 2 * padding[0]
     outputs = padded - kernel + 1
     best_hop = None
@@ -916,7 +916,7 @@ class SegmentLayout(NamedTuple):
 
 def _segment_layout(input: Tensor, weight: Tensor, padding: Sequence[int],
                     dilation: Sequence[int], groups: int, hop: int) -> SegmentLayout:
-    kernel, = _dilated_kernel(weight, dilation)
+    kernel, = dilated_extents(weight.shape[2:], dilation)
     length = int(input.shape[2]) + 2 * padding[0] - kernel + 1
     count = -(-length // hop)
     size = hop + kernel - 1

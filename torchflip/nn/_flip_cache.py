@@ -112,8 +112,9 @@ SPECTRA_MAX_BYTES = 4 << 20
 # A dense layer's weight spectra take (transform size / kernel size) times
 # its weight: 27 for 16 -> 16 channels of 31x31 kernels at 128x128 (26.5 MB
 # for a 1 MB weight; 22 and 21.5 MB at the shorter transforms of 91af60b),
-# whose transforms were then two thirds of an inference call (2-core AMD EPYC VM: 11.5 ms a call, 6.4 ms with the spectrum kept;
-# one thread 21.7 and 10.4 ms).
+# whose transforms were then two thirds of an inference call (2-core AMD
+# EPYC VM: 11.5 ms a call, 6.4 ms with the spectrum kept; one thread 21.7
+# and 10.4 ms).
 SPECTRA_WEIGHT_MULTIPLE = 32
 SPECTRA_CEILING_BYTES = 64 << 20
 

@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 
 from torchflip import _ops
-from torchflip.nn._fft_conv import fft_backward, fft_forward, forward_plan, transform_lengths
+from torchflip.nn._fft_conv import (dilated_extents, fft_backward, fft_forward, forward_plan,
+                                    transform_lengths)
 from torchflip.nn._flip_cache import FlippedWeightCache
 
 METHODS = ("auto", "direct", "fft")
@@ -105,8 +106,7 @@ def predicted_costs(input_shape: Sequence[int], weight_shape: Sequence[int],
         return 0.0, math.inf
     mac = _DIRECT_MAC_DENSE if cg >= 8 and len(kernel) >= 2 else _DIRECT_MAC_OTHER
     direct = mac * n * o * cg * math.prod(kernel) * math.prod(out)
-    lengths = transform_lengths(spatial, padding,
-                                [d * (k - 1) + 1 for d, k in zip(dilation, kernel)])
+    lengths = transform_lengths(spatial, padding, dilated_extents(kernel, dilation))
     points = math.prod(lengths)
     freqs = points // lengths[-1] * (lengths[-1] // 2 + 1)
     transforms = n * c + o * cg + n * o  # input, weight and output maps
